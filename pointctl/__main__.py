@@ -1,0 +1,5 @@
+"""``python -m pointctl``."""
+
+from pointctl.cli import main
+
+main()

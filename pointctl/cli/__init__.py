@@ -1,0 +1,111 @@
+"""The root ``pointctl`` command: global options and the mapping of errors to exit codes.
+
+Every failure ends as one ``Error: ...`` line on stderr and the exit code of SPEC.md §9
+(0 done, 1 refused, 2 invalid input, 3 not found, 4 database unavailable or schema not
+upgraded); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer import _click
+from typer.core import TyperGroup
+
+from pointctl import __version__
+from pointctl.cli import state
+from pointctl.core.errors import PointctlError
+
+
+def _fail(message: str, code: int) -> None:
+    from pointctl.db.session import redact  # only reached on errors
+
+    one_line = " ".join(redact(message, state.current.db_url).split())
+    print(f"Error: {one_line}", file=sys.stderr)
+    sys.exit(code)
+
+
+class PointctlGroup(TyperGroup):
+    """Runs the command tree in non-standalone mode and maps every error to an exit code."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            result = super().main(args=args, prog_name=prog_name or "pointctl",
+                                  complete_var=complete_var, standalone_mode=False, **extra)
+        except _click.exceptions.NoArgsIsHelpError as error:
+            print(error.ctx.get_help() if error.ctx else "", file=sys.stdout)
+            sys.exit(0)
+        except _click.exceptions.UsageError as error:
+            _fail(error.format_message(), 2)
+        except _click.exceptions.ClickException as error:
+            _fail(error.format_message(), error.exit_code)
+        except typer.Abort:
+            _fail("aborted", 1)
+        except PointctlError as error:
+            if state.current.debug:
+                raise
+            _fail(error.message, error.exit_code)
+        except Exception as error:  # a bug or an unmapped driver error: still one clean line
+            if state.current.debug:
+                raise
+            _fail(f"unexpected {type(error).__name__}: {error} (run with --debug for the "
+                  "traceback)", 1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = typer.Typer(
+    cls=PointctlGroup,
+    name="pointctl",
+    help="Administer the point economy of a loyalty program: accounts, sources, the ledger, "
+         "expiration and reports.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"pointctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    db: Annotated[str, typer.Option(
+        "--db", envvar="POINTCTL_DATABASE_URL", metavar="URL",
+        help="Database URL: sqlite:///path.db (default sqlite:///pointctl.db) or "
+             "postgresql://user@host/db.")] = "sqlite:///pointctl.db",
+    actor: Annotated[str | None, typer.Option(
+        "--actor", envvar="POINTCTL_ACTOR",
+        help="Who is acting, recorded on every entry (default: the OS user).")] = None,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Show the version and exit.")] = False,
+) -> None:
+    state.current = state.Settings(
+        db_url=db, actor=(actor or "").strip() or state.default_actor(), debug=debug
+    )
+
+
+def _register() -> None:
+    from pointctl.cli import accounts, db, sources
+
+    app.add_typer(db.app, name="db")
+    app.add_typer(accounts.app, name="accounts")
+    app.add_typer(sources.app, name="sources")
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    typer.main.get_command(app).main(prog_name="pointctl")

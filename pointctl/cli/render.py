@@ -1,0 +1,109 @@
+"""Rows and records -> a Rich table, one JSON document, or CSV on stdout; messages on stderr.
+
+Defined once and shared by every data command (STYLE habit 6).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+Columns = Sequence[tuple[str, str]]  # (key in the row, header)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(item) for item in value)
+    return str(value)
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ";".join(str(item) for item in value)
+    return value
+
+
+def _stdout_console() -> Any:
+    from rich.console import Console
+
+    console = Console(file=sys.stdout, soft_wrap=False)
+    if not console.is_terminal:
+        # piped or captured: print tables at their natural width instead of folding at 80
+        console = Console(file=sys.stdout, soft_wrap=False, width=500)
+    return console
+
+
+def message(text: str) -> None:
+    """A human message on stderr (never mixed into data on stdout)."""
+    print(text, file=sys.stderr)
+
+
+def emit_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, columns: Columns,
+              *, title: str | None = None, empty: str = "nothing to show") -> None:
+    if fmt is OutputFormat.json:
+        json.dump(list(rows), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    elif fmt is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow([key for key, _ in columns])
+        for row in rows:
+            writer.writerow([_csv_value(row.get(key)) for key, _ in columns])
+    else:
+        if not rows:
+            message(empty)
+            return
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=False)
+        for key, header in columns:
+            numeric = all(isinstance(r.get(key), int) and not isinstance(r.get(key), bool)
+                          for r in rows if r.get(key) is not None)
+            table.add_column(header, justify="right" if numeric else "left", overflow="fold")
+        for row in rows:
+            table.add_row(*(_cell(row.get(key)) for key, _ in columns))
+        _stdout_console().print(table)
+
+
+def emit_record(record: dict[str, Any], fmt: OutputFormat, fields: Columns,
+                *, title: str | None = None) -> None:
+    """One object: a two-column table, a JSON object (every key), or a one-row CSV."""
+    if fmt is OutputFormat.json:
+        json.dump(record, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    elif fmt is OutputFormat.csv:
+        emit_rows([record], fmt, fields)
+    else:
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, box=None, pad_edge=False)
+        table.add_column("field", style="bold")
+        table.add_column("value", overflow="fold")
+        for key, header in fields:
+            table.add_row(header, _cell(record.get(key)))
+        _stdout_console().print(table)
+
+
+def emit_result(record: dict[str, Any], fmt: OutputFormat, fields: Columns, note: str) -> None:
+    """What a write command prints: a confirmation on stderr, and the resulting record on
+    stdout when a machine format (json, csv) was asked for."""
+    message(note)
+    if fmt is not OutputFormat.table:
+        emit_record(record, fmt, fields)

@@ -1,0 +1,35 @@
+"""Global options of one invocation (--db, --actor, --debug), set by the root callback."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in containers without a passwd entry
+        return os.environ.get("USER") or "unknown"
+
+
+@dataclass
+class Settings:
+    db_url: str = "sqlite:///pointctl.db"
+    actor: str = ""
+    debug: bool = False
+
+
+current = Settings()
+
+
+def call(service: object, *, write: bool, **kwargs: object) -> object:
+    """Run one service function in the command's one transaction (commit only when ``write``).
+
+    The database stack is imported here, not at module level, so --help stays light.
+    """
+    from pointctl.db.session import transaction
+
+    with transaction(current.db_url, write=write) as session:
+        return service(session, **kwargs)  # type: ignore[operator]

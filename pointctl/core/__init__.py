@@ -1,0 +1,1 @@
+"""Pure-Python rules of pointctl: errors, durations, clock and validation. No database here."""

@@ -1,0 +1,40 @@
+"""Input rules shared by every command: names and 64-bit point amounts."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from pointctl.core.errors import InvalidInputError
+
+MAX_POINTS = 2**63 - 1  # points are 64-bit integers (SPEC §2 rule 1)
+MAX_NAME_LENGTH = 100
+
+
+def clean_name(name: str | None, *, what: str) -> str:
+    """Trim a display name and refuse empty, over-long or control-character names."""
+    cleaned = (name or "").strip()
+    if not cleaned:
+        raise InvalidInputError(f"{what} name must not be empty")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidInputError(f"{what} name is {len(cleaned)} characters; at most "
+                                f"{MAX_NAME_LENGTH} are allowed")
+    if any(unicodedata.category(ch).startswith("C") for ch in cleaned):
+        raise InvalidInputError(f"{what} name {cleaned!r} contains control characters")
+    return cleaned
+
+
+def name_key(name: str) -> str:
+    """The case-insensitive identity of a name: 'Spendable' and 'SPENDABLE' are one account."""
+    return name.strip().casefold()
+
+
+def check_points(value: int, *, what: str, minimum: int = 1) -> int:
+    """A whole number of points within 64 bits and at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{what} must be a whole number, got {value!r}")
+    if value < minimum:
+        qualifier = "positive" if minimum == 1 else f"at least {minimum}"
+        raise InvalidInputError(f"{what} must be {qualifier}, got {value}")
+    if value > MAX_POINTS:
+        raise InvalidInputError(f"{what} {value} is too large: at most {MAX_POINTS} (64-bit)")
+    return value

@@ -1,0 +1,184 @@
+"""Engines and the one transaction a command runs in.
+
+SQLite: WAL journal, a busy timeout, foreign keys on, and ``BEGIN IMMEDIATE`` for writing
+commands so that a balance check and its writes cannot interleave with another writer.
+PostgreSQL: psycopg 3, READ COMMITTED, with ``SELECT ... FOR UPDATE`` on the rows a command
+will change (services do that through ``with_for_update()``, which SQLite ignores).
+Read-only commands run in a read-only transaction on both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session
+
+from pointctl.core.errors import DatabaseUnavailableError, InvalidInputError, SchemaError
+from pointctl.db import SCHEMA_HEAD
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+DEFAULT_URL = "sqlite:///pointctl.db"
+SQLITE_BUSY_TIMEOUT_S = 30
+UPGRADE_HINT = "run 'pointctl db upgrade'"
+
+
+def parse_url(url: str) -> URL:
+    """Accept sqlite:///path and plain postgresql:// (or postgres://) URLs; psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidInputError(
+            "invalid database URL: expected sqlite:///path.db or postgresql://user@host/db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    raise InvalidInputError(
+        f"unsupported database {backend!r}: use sqlite:///path.db or postgresql://..."
+    )
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL for display: the password, if any, replaced by ***."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except ArgumentError:
+        return "<invalid database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def redact(message: str, url: str | URL | None) -> str:
+    """Remove the URL's password from any text (driver messages can echo connection strings)."""
+    if url is None:
+        return message
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except ArgumentError:
+        return message
+    if parsed.password:
+        message = message.replace(str(parsed.password), "***")
+    return message
+
+
+def _driver_reason(error: DBAPIError, url: URL) -> str:
+    reason = str(error.orig) if error.orig is not None else str(error)
+    first = next((line.strip() for line in reason.splitlines() if line.strip()), "unknown error")
+    return redact(first, url)
+
+
+def make_engine(url: str, *, write: bool) -> Engine:
+    """A pool-less engine for one command (a command holds one connection at a time)."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            parsed, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+        )
+        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            # We emit BEGIN ourselves (pysqlite's implicit transactions defer the lock).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            connection.exec_driver_sql(begin)
+
+        return engine
+    return create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": 5})
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file behind a sqlite URL, or None for other databases and in-memory SQLite."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return database
+
+
+def connect_error(error: DBAPIError, url: str) -> DatabaseUnavailableError:
+    parsed = parse_url(url)
+    return DatabaseUnavailableError(
+        f"cannot open database {safe_url(parsed)}: {_driver_reason(error, parsed)}"
+    )
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The Alembic revision stamped in the database, or None when it has no schema."""
+    if not _has_version_table(connection):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _has_version_table(connection: Connection) -> bool:
+    if connection.dialect.name == "sqlite":
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+    else:
+        query = "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = 'alembic_version' " \
+                "AND schemaname = ANY(current_schemas(false))"
+    return connection.execute(text(query)).first() is not None
+
+
+def check_schema(connection: Connection) -> None:
+    revision = current_revision(connection)
+    if revision is None:
+        raise SchemaError(f"the database has no pointctl schema; {UPGRADE_HINT}")
+    if revision != SCHEMA_HEAD:
+        raise SchemaError(
+            f"the database schema is at {revision}, this pointctl needs {SCHEMA_HEAD}; "
+            f"{UPGRADE_HINT} (or install the pointctl that matches it)"
+        )
+
+
+@contextmanager
+def transaction(url: str, *, write: bool) -> Iterator[Session]:
+    """One command, one transaction: commit at the end when ``write``, roll back otherwise.
+
+    Refuses (exit 4) a missing database file, an unreachable server and a schema that is not at
+    ``SCHEMA_HEAD``.
+    """
+    path = sqlite_path(url)
+    if path is not None and not os.path.exists(path):
+        raise SchemaError(f"database file {path} does not exist; {UPGRADE_HINT} to create it")
+    engine = make_engine(url, write=write)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                connection = session.connection()
+                if not write:
+                    if connection.dialect.name == "postgresql":
+                        connection.execute(text("SET TRANSACTION READ ONLY"))
+                    else:
+                        connection.exec_driver_sql("PRAGMA query_only=1")
+                check_schema(connection)
+            except OperationalError as error:
+                raise connect_error(error, url) from error
+            yield session
+            if write:
+                try:
+                    session.commit()
+                except OperationalError as error:
+                    raise DatabaseUnavailableError(
+                        f"could not commit: {_driver_reason(error, parse_url(url))}"
+                    ) from error
+    finally:
+        engine.dispose()

@@ -1,0 +1,266 @@
+"""Point accounts (SPEC §3): create, list, show, edit, activate, deactivate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from pointctl.core import clock
+from pointctl.core.durations import parse_duration
+from pointctl.core.errors import InvalidInputError, RefusedError
+from pointctl.core.validation import check_points, clean_name, name_key
+from pointctl.db.models import Account, AccountSource, Source
+from pointctl.services.lookup import (
+    account_by_name,
+    dedupe_names,
+    linked_source_names,
+    lock_sources,
+    source_by_name,
+)
+
+ACCOUNT_SORTS = ("name", "group", "status", "created", "sources")
+
+
+class Unset:
+    """Marks an edit option that was not given (None means 'clear it')."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = Unset()
+
+
+def describe_account(
+    session: Session, account: Account, sources: list[str] | None = None
+) -> dict[str, Any]:
+    if sources is None:
+        sources = linked_source_names(session, account.id)  # type: ignore[arg-type]
+    return {
+        "id": account.id,
+        "name": account.name,
+        "group": account.group_label,
+        "status": account.status,
+        "default": account.is_default,
+        "allow_negative": account.allow_negative,
+        "max_balance": account.max_balance,
+        "qualifying": account.qualifying,
+        "pending_for": account.pending_for,
+        "sources": sources,
+        "source_count": len(sources),
+        "created_at": clock.format_time(account.created_at),
+        "updated_at": clock.format_time(account.updated_at),
+    }
+
+
+def _clean_group(group: str | None) -> str | None:
+    if group is None or not group.strip():
+        return None
+    return clean_name(group, what="group label")
+
+
+def _clean_pending(pending_for: str | None) -> str | None:
+    if pending_for is None:
+        return None
+    return str(parse_duration(pending_for, what="--pending-for duration"))
+
+
+def _check_flags(*, is_default: bool, qualifying: bool, name: str) -> None:
+    if is_default and qualifying:
+        raise InvalidInputError(
+            f"account {name!r} cannot be both default and qualifying: qualifying points are "
+            "never spent, and default accounts are where spends draw from"
+        )
+
+
+def _ensure_name_free(session: Session, name: str, *, except_id: int | None = None) -> None:
+    existing = session.exec(select(Account).where(Account.name_key == name_key(name))).first()
+    if existing is not None and existing.id != except_id:
+        same = "" if existing.name == name else f" (as {existing.name!r})"
+        raise RefusedError(f"an account named {name!r} already exists{same}")
+
+
+def _link_sources(session: Session, account: Account, source_names: Sequence[str]) -> None:
+    sources = [source_by_name(session, name) for name in dedupe_names(source_names)]
+    for source in sources:
+        if source.status != "active":
+            raise RefusedError(
+                f"source {source.name!r} is {source.status}; only active sources can be linked"
+            )
+    already = set(session.exec(
+        select(AccountSource.source_id).where(AccountSource.account_id == account.id)
+    ).all())
+    for source in sources:
+        if source.id not in already:
+            session.add(AccountSource(account_id=account.id, source_id=source.id))
+
+
+def _unlink_sources(session: Session, account: Account, source_names: Sequence[str]) -> None:
+    sources = [source_by_name(session, name) for name in dedupe_names(source_names)]
+    lock_sources(session, (source.id for source in sources))  # type: ignore[misc]
+    for source in sources:
+        link = session.get(AccountSource, (account.id, source.id))
+        if link is None:
+            continue
+        remaining = session.exec(
+            select(func.count()).select_from(AccountSource)
+            .where(AccountSource.source_id == source.id)
+        ).one()
+        if remaining <= 1:
+            raise RefusedError(
+                f"source {source.name!r} would have no linked account left; a source keeps at "
+                "least one (link it to another account first)"
+            )
+        session.delete(link)
+        session.flush()
+
+
+def _flush_unique(session: Session, name: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError:
+        # another process created the same name between our check and our insert
+        raise RefusedError(f"an account named {name!r} already exists") from None
+
+
+def create_account(
+    session: Session,
+    *,
+    name: str,
+    group: str | None = None,
+    is_default: bool = False,
+    allow_negative: bool = True,
+    max_balance: int | None = None,
+    qualifying: bool = False,
+    pending_for: str | None = None,
+    link: Sequence[str] = (),
+) -> dict[str, Any]:
+    name = clean_name(name, what="account")
+    _check_flags(is_default=is_default, qualifying=qualifying, name=name)
+    if max_balance is not None:
+        check_points(max_balance, what="--max-balance")
+    group_label = _clean_group(group)
+    pending = _clean_pending(pending_for)
+    _ensure_name_free(session, name)
+    moment = clock.now()
+    account = Account(
+        name=name, name_key=name_key(name), group_label=group_label, status="active",
+        is_default=is_default, allow_negative=allow_negative, max_balance=max_balance,
+        qualifying=qualifying, pending_for=pending, created_at=moment, updated_at=moment,
+    )
+    session.add(account)
+    _flush_unique(session, name)
+    _link_sources(session, account, link)
+    session.flush()
+    return describe_account(session, account)
+
+
+def list_accounts(
+    session: Session,
+    *,
+    search: str | None = None,
+    status: str | None = None,
+    sort: str = "name",
+    descending: bool = False,
+) -> list[dict[str, Any]]:
+    if sort not in ACCOUNT_SORTS:
+        raise InvalidInputError(
+            f"cannot sort by {sort!r}; choose one of {', '.join(ACCOUNT_SORTS)}")
+    query = select(Account)
+    if status is not None:
+        query = query.where(Account.status == status)
+    names = source_names_by_account(session)
+    rows = [describe_account(session, account, names.get(account.id, []))
+            for account in session.exec(query).all()]
+    if search:
+        needle = search.casefold()
+        rows = [row for row in rows
+                if needle in row["name"].casefold() or needle in (row["group"] or "").casefold()]
+    keys = {
+        "name": lambda row: row["name"].casefold(),
+        "group": lambda row: ((row["group"] or "").casefold(), row["name"].casefold()),
+        "status": lambda row: (row["status"], row["name"].casefold()),
+        "created": lambda row: (row["created_at"], row["id"]),
+        "sources": lambda row: (row["source_count"], row["name"].casefold()),
+    }
+    return sorted(rows, key=keys[sort], reverse=descending)
+
+
+def source_names_by_account(session: Session) -> dict[int, list[str]]:
+    """Every account's linked source names, in one query."""
+    query = (select(AccountSource.account_id, Source.name)
+             .join(Source, Source.id == AccountSource.source_id).order_by(Source.name_key))
+    names: dict[int, list[str]] = {}
+    for account_id, source_name in session.exec(query).all():
+        names.setdefault(account_id, []).append(source_name)
+    return names
+
+
+def show_account(session: Session, *, name: str) -> dict[str, Any]:
+    return describe_account(session, account_by_name(session, name))
+
+
+def edit_account(
+    session: Session,
+    *,
+    name: str,
+    new_name: str | None = None,
+    group: str | None = UNSET,
+    is_default: bool | None = None,
+    allow_negative: bool | None = None,
+    max_balance: int | None = UNSET,
+    qualifying: bool | None = None,
+    pending_for: str | None = UNSET,
+    link: Sequence[str] = (),
+    unlink: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Change the given fields of an active account; UNSET leaves a field, None clears it."""
+    account = account_by_name(session, name, lock=True)
+    if account.status != "active":
+        raise RefusedError(
+            f"account {account.name!r} is inactive; only active accounts can be edited "
+            f"(run 'pointctl accounts activate {account.name}' first)"
+        )
+    if new_name is not None:
+        new_name = clean_name(new_name, what="account")
+        _ensure_name_free(session, new_name, except_id=account.id)
+        account.name, account.name_key = new_name, name_key(new_name)
+    if group is not UNSET:
+        account.group_label = _clean_group(group)
+    if is_default is not None:
+        account.is_default = is_default
+    if allow_negative is not None:
+        account.allow_negative = allow_negative
+    if max_balance is not UNSET:
+        if max_balance is not None:
+            check_points(max_balance, what="--max-balance")
+        account.max_balance = max_balance
+    if qualifying is not None:
+        account.qualifying = qualifying
+    if pending_for is not UNSET:
+        account.pending_for = _clean_pending(pending_for)
+    _check_flags(is_default=account.is_default, qualifying=account.qualifying, name=account.name)
+    account.updated_at = clock.now()
+    session.add(account)
+    _flush_unique(session, account.name)
+    _link_sources(session, account, link)
+    _unlink_sources(session, account, unlink)
+    session.flush()
+    return describe_account(session, account)
+
+
+def set_account_status(session: Session, *, name: str, status: str) -> dict[str, Any]:
+    """Activate or deactivate; asking for the status it already has changes nothing."""
+    account = account_by_name(session, name, lock=True)
+    changed = account.status != status
+    if changed:
+        account.status = status
+        account.updated_at = clock.now()
+        session.add(account)
+        session.flush()
+    return {**describe_account(session, account), "changed": changed}
+

@@ -1,0 +1,304 @@
+"""Point sources (SPEC §4): create, list, show, edit, the status machine, and inventory.
+
+Every inventory change (initial inventory, adjustment, expiry at archive) is an audit entry of
+type ``inventory`` whose points are the signed change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from pointctl.core import clock
+from pointctl.core.errors import InvalidInputError, RefusedError
+from pointctl.core.validation import MAX_POINTS, check_points, clean_name, name_key
+from pointctl.db.models import Account, AccountSource, Source
+from pointctl.services.audit import inventory_history, record_entry
+from pointctl.services.lookup import (
+    account_by_name,
+    dedupe_names,
+    linked_account_names,
+    source_by_name,
+)
+
+SOURCE_SORTS = ("name", "status", "inventory", "created", "accounts")
+INITIAL_INVENTORY = "Initial Inventory"
+INVENTORY_ADJUSTMENT = "Inventory Adjustment"
+ARCHIVE_EXPIRY = "Inventory Expired at Archive"
+
+
+def describe_source(
+    session: Session, source: Source, accounts: list[str] | None = None
+) -> dict[str, Any]:
+    if accounts is None:
+        accounts = linked_account_names(session, source.id)  # type: ignore[arg-type]
+    return {
+        "id": source.id,
+        "name": source.name,
+        "status": source.status,
+        "unlimited": source.inventory is None,
+        "inventory": source.inventory,
+        "accounts": accounts,
+        "account_count": len(accounts),
+        "created_at": clock.format_time(source.created_at),
+        "updated_at": clock.format_time(source.updated_at),
+    }
+
+
+def _ensure_name_free(session: Session, name: str, *, except_id: int | None = None) -> None:
+    existing = session.exec(select(Source).where(Source.name_key == name_key(name))).first()
+    if existing is not None and existing.id != except_id:
+        same = "" if existing.name == name else f" (as {existing.name!r})"
+        raise RefusedError(f"a source named {name!r} already exists{same}")
+
+
+def _flush_unique(session: Session, name: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError:
+        raise RefusedError(f"a source named {name!r} already exists") from None
+
+
+def _accounts_to_link(session: Session, names: Sequence[str]) -> list[Account]:
+    accounts = [account_by_name(session, name) for name in dedupe_names(names)]
+    for account in accounts:
+        if account.status != "active":
+            raise RefusedError(
+                f"account {account.name!r} is inactive; it takes no new points, so no source "
+                "can be linked to it"
+            )
+    return accounts
+
+
+def create_source(
+    session: Session,
+    *,
+    name: str,
+    inventory: int | None = None,
+    link: Sequence[str] = (),
+    actor: str,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """A new active source; ``inventory=None`` means unlimited. Without ``link``, the source
+    links to every active account. An initial inventory of 0 creates it paused (§4: a source
+    with no inventory cannot be active)."""
+    name = clean_name(name, what="source")
+    if inventory is not None:
+        check_points(inventory, what="--inventory", minimum=0)
+    _ensure_name_free(session, name)
+    if link:
+        accounts = _accounts_to_link(session, link)
+    else:
+        accounts = list(session.exec(
+            select(Account).where(Account.status == "active").order_by(Account.id)
+        ).all())
+        if not accounts:
+            raise RefusedError(
+                "a source needs at least one linked account and there is no active account; "
+                "create one first ('pointctl accounts create NAME') or pass --link"
+            )
+    moment = clock.now()
+    source = Source(
+        name=name, name_key=name_key(name), inventory=inventory,
+        status="paused" if inventory == 0 else "active", created_at=moment, updated_at=moment,
+    )
+    session.add(source)
+    _flush_unique(session, name)
+    for account in accounts:
+        session.add(AccountSource(account_id=account.id, source_id=source.id))
+    if inventory:
+        record_entry(session, type="inventory", points=inventory, actor=actor,
+                     source_id=source.id, reference_type=INITIAL_INVENTORY, note=note)
+    session.flush()
+    return describe_source(session, source)
+
+
+def account_names_by_source(session: Session) -> dict[int, list[str]]:
+    """Every source's linked account names, in one query."""
+    query = (select(AccountSource.source_id, Account.name)
+             .join(Account, Account.id == AccountSource.account_id).order_by(Account.name_key))
+    names: dict[int, list[str]] = {}
+    for source_id, account_name in session.exec(query).all():
+        names.setdefault(source_id, []).append(account_name)
+    return names
+
+
+def list_sources(
+    session: Session,
+    *,
+    search: str | None = None,
+    status: str | None = None,
+    sort: str = "name",
+    descending: bool = False,
+) -> list[dict[str, Any]]:
+    if sort not in SOURCE_SORTS:
+        raise InvalidInputError(f"cannot sort by {sort!r}; choose one of {', '.join(SOURCE_SORTS)}")
+    query = select(Source)
+    if status is not None:
+        query = query.where(Source.status == status)
+    names = account_names_by_source(session)
+    rows = [describe_source(session, source, names.get(source.id, []))  # type: ignore[arg-type]
+            for source in session.exec(query).all()]
+    if search:
+        needle = search.casefold()
+        rows = [row for row in rows if needle in row["name"].casefold()]
+    keys = {
+        "name": lambda row: row["name"].casefold(),
+        "status": lambda row: (row["status"], row["name"].casefold()),
+        # unlimited sorts above every number
+        "inventory": lambda row: (row["unlimited"], row["inventory"] or 0, row["name"].casefold()),
+        "created": lambda row: (row["created_at"], row["id"]),
+        "accounts": lambda row: (row["account_count"], row["name"].casefold()),
+    }
+    return sorted(rows, key=keys[sort], reverse=descending)
+
+
+def show_source(session: Session, *, name: str) -> dict[str, Any]:
+    source = source_by_name(session, name)
+    return {**describe_source(session, source),
+            "inventory_history": inventory_history(session, source_id=source.id)}  # type: ignore[arg-type]
+
+
+def edit_source(
+    session: Session,
+    *,
+    name: str,
+    new_name: str | None = None,
+    link: Sequence[str] = (),
+    unlink: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Rename, link and unlink. Only an active source can be linked to more accounts; a source
+    keeps at least one linked account."""
+    source = source_by_name(session, name, lock=True)
+    if new_name is not None:
+        new_name = clean_name(new_name, what="source")
+        _ensure_name_free(session, new_name, except_id=source.id)
+        source.name, source.name_key = new_name, name_key(new_name)
+    if link:
+        if source.status != "active":
+            raise RefusedError(
+                f"source {source.name!r} is {source.status}; only active sources can be linked"
+            )
+        linked = set(session.exec(
+            select(AccountSource.account_id).where(AccountSource.source_id == source.id)
+        ).all())
+        for account in _accounts_to_link(session, link):
+            if account.id not in linked:
+                session.add(AccountSource(account_id=account.id, source_id=source.id))
+        session.flush()
+    if unlink:
+        for account in [account_by_name(session, n) for n in dedupe_names(unlink)]:
+            row = session.get(AccountSource, (account.id, source.id))
+            if row is not None:
+                session.delete(row)
+        session.flush()
+        remaining = session.exec(
+            select(func.count()).select_from(AccountSource)
+            .where(AccountSource.source_id == source.id)
+        ).one()
+        if remaining == 0:
+            raise RefusedError(
+                f"source {source.name!r} would have no linked account left; a source keeps at "
+                "least one (link another account in the same command with --link)"
+            )
+    source.updated_at = clock.now()
+    session.add(source)
+    _flush_unique(session, source.name)
+    return describe_source(session, source)
+
+
+def _set_status(session: Session, source: Source, status: str) -> None:
+    source.status = status
+    source.updated_at = clock.now()
+    session.add(source)
+    session.flush()
+
+
+def pause_source(session: Session, *, name: str) -> dict[str, Any]:
+    source = source_by_name(session, name, lock=True)
+    if source.status == "archived":
+        raise RefusedError(f"source {source.name!r} is archived; an archived source can only "
+                           "be activated")
+    changed = source.status != "paused"
+    if changed:
+        _set_status(session, source, "paused")
+    return {**describe_source(session, source), "changed": changed}
+
+
+def activate_source(session: Session, *, name: str) -> dict[str, Any]:
+    source = source_by_name(session, name, lock=True)
+    changed = source.status != "active"
+    if changed:
+        if source.inventory == 0:
+            raise RefusedError(
+                f"source {source.name!r} has no inventory left; add some with 'pointctl sources "
+                f"inventory {source.name} --adjust +N' before activating it"
+            )
+        _set_status(session, source, "active")
+    return {**describe_source(session, source), "changed": changed}
+
+
+def archive_source(session: Session, *, name: str, confirmed: bool, actor: str) -> dict[str, Any]:
+    """paused -> archived, expiring the remaining inventory as one audit entry."""
+    source = source_by_name(session, name, lock=True)
+    if source.status == "archived":
+        return {**describe_source(session, source), "changed": False, "expired_inventory": 0}
+    if source.status != "paused":
+        raise RefusedError(
+            f"source {source.name!r} is {source.status}; only a paused source can be archived "
+            f"(run 'pointctl sources pause {source.name}' first)"
+        )
+    remaining = source.inventory or 0
+    if not confirmed:
+        what = (f"expires its remaining inventory of {remaining} points" if remaining
+                else "stops it issuing points")
+        raise RefusedError(f"archiving source {source.name!r} {what}; pass --yes to confirm")
+    if remaining:
+        record_entry(session, type="inventory", points=-remaining, actor=actor,
+                     source_id=source.id, reference_type=ARCHIVE_EXPIRY)
+        source.inventory = 0
+    _set_status(session, source, "archived")
+    return {**describe_source(session, source), "changed": True, "expired_inventory": remaining}
+
+
+def adjust_inventory(
+    session: Session, *, name: str, delta: int, actor: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Add to or take from a limited source's inventory; never below zero. An active source
+    whose inventory reaches zero pauses itself in the same transaction."""
+    if delta == 0:
+        raise InvalidInputError("--adjust must not be zero")
+    check_points(abs(delta), what="--adjust")
+    source = source_by_name(session, name, lock=True)
+    if source.inventory is None:
+        raise RefusedError(f"source {source.name!r} has unlimited inventory, which cannot be "
+                           "adjusted (an unlimited source stays unlimited)")
+    new_inventory = source.inventory + delta
+    if new_inventory < 0:
+        raise RefusedError(f"source {source.name!r} has {source.inventory} points of inventory; "
+                           f"cannot take {-delta}")
+    if new_inventory > MAX_POINTS:
+        raise RefusedError(f"source {source.name!r} inventory would exceed {MAX_POINTS} points")
+    record_entry(session, type="inventory", points=delta, actor=actor, source_id=source.id,
+                 reference_type=INVENTORY_ADJUSTMENT, note=reason)
+    source.inventory = new_inventory
+    paused = new_inventory == 0 and source.status == "active"
+    if paused:
+        source.status = "paused"
+    _set_status(session, source, source.status)
+    return {**describe_source(session, source), "change": delta, "paused": paused}
+
+
+def get_inventory(session: Session, *, name: str) -> dict[str, Any]:
+    source = source_by_name(session, name)
+    return {
+        "source": source.name,
+        "status": source.status,
+        "unlimited": source.inventory is None,
+        "inventory": source.inventory,
+        "history": inventory_history(session, source_id=source.id),  # type: ignore[arg-type]
+    }

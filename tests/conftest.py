@@ -1,0 +1,98 @@
+"""Fixtures: a fresh, upgraded database per test on SQLite and (when configured) PostgreSQL.
+
+PostgreSQL is found through POINTCTL_TEST_POSTGRES_URL; each test gets its own schema (put on
+the connection's search_path through the URL) that is dropped afterwards. Without the variable
+the PostgreSQL variants are skipped with a visible reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from pointctl.db.migrate import upgrade
+from pointctl.db.session import parse_url
+from tests.helpers import Cli
+
+PG_ENV = "POINTCTL_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def pg_base_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+def fresh_pg_schema(base: str) -> Iterator[str]:
+    """A new schema on the test server; yields a URL whose connections use only that schema."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(parse_url(base), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as error:  # noqa: BLE001 - report any connection failure as the reason
+        admin.dispose()
+        pytest.fail(f"{PG_ENV} is set but PostgreSQL is unreachable: {error}")
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema yet."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'pointctl.db'}"
+        return
+    base = pg_base_url()
+    if base is None:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
+    yield from fresh_pg_schema(base)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+           ) -> Iterator[str]:
+    """A fresh database at the current schema head."""
+    if request.param == "sqlite":
+        path = tmp_path / "pointctl.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    base = pg_base_url()
+    if base is None:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
+    for url in fresh_pg_schema(base):
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def cli(db_url: str) -> Cli:
+    return Cli(db_url)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never inherit a developer's pointctl settings."""
+    for name in ("POINTCTL_DATABASE_URL", "POINTCTL_FORMAT", "POINTCTL_ACTOR", "POINTCTL_NOW"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POINTCTL_ACTOR", "tester")

@@ -1,0 +1,67 @@
+"""Helpers for tests: run pointctl like a user, and snapshot a database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.pool import NullPool
+from typer.testing import CliRunner
+
+from pointctl.cli import app
+from pointctl.db.session import parse_url
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error(self) -> str:
+        return self.stderr.strip()
+
+
+def _run(url: str, args: list[str], env: dict[str, str] | None) -> Result:
+    runner = CliRunner()
+    result = runner.invoke(app, ["--db", url, *args], env=env, catch_exceptions=False)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+class Cli:
+    """Runs pointctl in-process against one database, as a user would type it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        return _run(self.url, list(args), env)
+
+    def ok(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        result = self(*args, env=env)
+        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+        return result
+
+    def json(self, *args: str) -> object:
+        return json.loads(self.ok(*args, "--format", "json").stdout)
+
+
+def snapshot(url: str) -> dict[str, list[tuple]]:
+    """Every row of every table, to prove that a refused command changed nothing."""
+    engine = create_engine(parse_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            tables = sorted(inspect(connection).get_table_names())
+            return {
+                table: sorted(
+                    (tuple(row) for row in connection.execute(text(f'SELECT * FROM "{table}"'))),
+                    key=repr,
+                )
+                for table in tables
+            }
+    finally:
+        engine.dispose()
+
+

@@ -1,0 +1,159 @@
+"""accounts create|list|show|edit|activate|deactivate through the command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import Cli, snapshot
+
+
+def test_create_and_show(cli: Cli) -> None:
+    result = cli.ok("accounts", "create", "Spendable - Core", "--group", "Spendable Point Balance",
+                    "--default", "--max-balance", "50000", "--pending-for", "30 days",
+                    env={"POINTCTL_NOW": "2026-03-01T10:00:00+01:00"})
+    assert result.stderr.strip() == "Created account 'Spendable - Core' (id 1)"
+    assert result.stdout == ""  # table format: only the confirmation, on stderr
+    account = cli.json("accounts", "show", "spendable - CORE")
+    assert account == {
+        "id": 1, "name": "Spendable - Core", "group": "Spendable Point Balance",
+        "status": "active", "default": True, "allow_negative": True, "max_balance": 50000,
+        "qualifying": False, "pending_for": "30d", "sources": [], "source_count": 0,
+        "created_at": "2026-03-01T09:00:00Z", "updated_at": "2026-03-01T09:00:00Z",
+    }
+
+
+def test_create_json_prints_the_record(cli: Cli) -> None:
+    created = cli.json("accounts", "create", "Escrow", "--no-negative")
+    assert created["name"] == "Escrow" and created["allow_negative"] is False
+
+
+def test_list_search_sort_status_and_source_count(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Spendable - Core", "--group", "Spendable", "--default")
+    cli.ok("accounts", "create", "Spendable - Partner", "--group", "Spendable")
+    cli.ok("accounts", "create", "Tier Qualifying", "--qualifying")
+    cli.ok("sources", "create", "Base Purchases", "--link", "Spendable - Core")
+    cli.ok("sources", "create", "Credit Card", "--link", "Spendable - Core",
+           "--link", "Tier Qualifying")
+    cli.ok("accounts", "deactivate", "Tier Qualifying")
+
+    rows = cli.json("accounts", "list")
+    assert [(r["name"], r["source_count"]) for r in rows] == [
+        ("Spendable - Core", 2), ("Spendable - Partner", 0), ("Tier Qualifying", 1)]
+    assert [r["name"] for r in cli.json("accounts", "list", "--sort", "sources", "--desc")] == [
+        "Spendable - Core", "Tier Qualifying", "Spendable - Partner"]
+    assert [r["name"] for r in cli.json("accounts", "list", "--search", "PARTNER")] == [
+        "Spendable - Partner"]
+    assert [r["name"] for r in cli.json("accounts", "list", "--status", "inactive")] == [
+        "Tier Qualifying"]
+    table = cli.ok("accounts", "list").stdout
+    assert "Spendable - Partner" in table and "sources" in table
+    csv_lines = cli.ok("accounts", "list", "--format", "csv").stdout.splitlines()
+    assert csv_lines[0].startswith("id,name,group,status,default")
+    assert csv_lines[1].startswith("1,Spendable - Core,Spendable,active,true")
+
+
+def test_format_from_environment(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Core")
+    result = cli.ok("accounts", "list", env={"POINTCTL_FORMAT": "csv"})
+    assert result.stdout.splitlines()[0].startswith("id,name,")
+
+
+def test_edit_fields_links_and_clearing(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Core", "--group", "Spendable", "--max-balance", "100")
+    cli.ok("sources", "create", "Base", "--link", "Core")
+    cli.ok("accounts", "create", "Other")
+    cli.ok("sources", "create", "Bonus", "--link", "Core", "--link", "Other")
+    edited = cli.json("accounts", "edit", "core", "--name", "Spendable - Core", "--no-group",
+                      "--no-max-balance", "--default", "--no-negative", "--pending-for", "2w",
+                      "--unlink", "Bonus")
+    assert edited["name"] == "Spendable - Core"
+    assert edited["group"] is None and edited["max_balance"] is None
+    assert edited["default"] is True and edited["allow_negative"] is False
+    assert edited["pending_for"] == "2w"
+    assert edited["sources"] == ["Base"]
+    assert cli.json("sources", "show", "Bonus")["accounts"] == ["Other"]
+
+
+def test_unlink_refused_when_the_source_would_have_no_account(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Core")
+    cli.ok("accounts", "create", "Other")
+    cli.ok("sources", "create", "Bonus", "--link", "Core")
+    before = snapshot(cli.url)
+    result = cli("accounts", "edit", "Core", "--unlink", "Bonus", "--group", "G")
+    assert result.exit_code == 1
+    assert "would have no linked account left" in result.error
+    assert snapshot(cli.url) == before
+    cli.ok("accounts", "edit", "Other", "--link", "Bonus")
+    assert cli.json("accounts", "edit", "Core", "--unlink", "Bonus")["sources"] == []
+
+
+def test_activate_deactivate_and_inactive_accounts_cannot_be_edited(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Core")
+    assert cli("accounts", "deactivate", "Core").error == "Account 'Core' deactivated"
+    assert cli.json("accounts", "show", "Core")["status"] == "inactive"
+    again = cli("accounts", "deactivate", "core")
+    assert again.exit_code == 0 and "already inactive; nothing changed" in again.error
+    before = snapshot(cli.url)
+    refused = cli("accounts", "edit", "Core", "--group", "G")
+    assert refused.exit_code == 1 and "only active accounts can be edited" in refused.error
+    assert snapshot(cli.url) == before
+    cli.ok("accounts", "activate", "Core")
+    assert cli.json("accounts", "edit", "Core", "--group", "G")["group"] == "G"
+
+
+def test_link_only_active_sources(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Core")
+    cli.ok("sources", "create", "Bonus")
+    cli.ok("sources", "pause", "Bonus")
+    cli.ok("accounts", "create", "Other")
+    result = cli("accounts", "edit", "Other", "--link", "Bonus")
+    assert result.exit_code == 1 and "only active sources can be linked" in result.error
+    result = cli("accounts", "create", "Third", "--link", "Bonus")
+    assert result.exit_code == 1
+    assert [a["name"] for a in cli.json("accounts", "list")] == ["Core", "Other"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["accounts", "create", ""], 2, "account name must not be empty"),
+        (["accounts", "create", "   "], 2, "account name must not be empty"),
+        (["accounts", "create", "x" * 101], 2, "at most 100"),
+        (["accounts", "create", "CORE"], 1, "an account named 'CORE' already exists (as 'Core')"),
+        (["accounts", "create", "Q", "--qualifying", "--default"], 2,
+         "cannot be both default and qualifying"),
+        (["accounts", "create", "M", "--max-balance", "-1"], 2, "--max-balance must be positive"),
+        (["accounts", "create", "M", "--max-balance", "0"], 2, "--max-balance must be positive"),
+        (["accounts", "create", "M", "--max-balance", "1.5"], 2,
+         "Invalid value for '--max-balance'"),
+        (["accounts", "create", "M", "--max-balance", "9223372036854775808"], 2, "too large"),
+        (["accounts", "create", "P", "--pending-for", "5m"], 2, "'m' is ambiguous"),
+        (["accounts", "create", "P", "--pending-for", "-1d"], 2, "must be greater than zero"),
+        (["accounts", "create", "P", "--pending-for", "soon"], 2, "invalid --pending-for"),
+        (["accounts", "create", "L", "--link", "Nope"], 3, "no source named 'Nope'"),
+        (["accounts", "show", "Nope"], 3, "no account named 'Nope' (known accounts: Core)"),
+        (["accounts", "edit", "Nope", "--group", "G"], 3, "no account named 'Nope'"),
+        (["accounts", "edit", "Core"], 2, "nothing to change"),
+        (["accounts", "edit", "Core", "--group", "G", "--no-group"], 2, "cannot be used together"),
+        (["accounts", "edit", "Core", "--default", "--qualifying"], 2,
+         "cannot be both default and qualifying"),
+        (["accounts", "edit", "Core", "--name", "core2", "--max-balance", "-5"], 2,
+         "--max-balance must be positive"),
+        (["accounts", "deactivate", "Nope"], 3, "no account named 'Nope'"),
+        (["accounts", "list", "--status", "gone"], 2, "Invalid value for '--status'"),
+        (["accounts", "list", "--sort", "size"], 2, "Invalid value for '--sort'"),
+        (["accounts", "list", "--format", "xml"], 2, "Invalid value for '--format'"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(
+    cli: Cli, args: list[str], code: int, message: str
+) -> None:
+    cli.ok("accounts", "create", "Core")
+    before = snapshot(cli.url)
+    result = cli(*args)
+    assert result.exit_code == code, result
+    assert result.error.startswith("Error: "), result.error
+    assert len(result.error.splitlines()) == 1
+    assert message in result.error
+    assert "Traceback" not in result.stderr
+    assert snapshot(cli.url) == before
