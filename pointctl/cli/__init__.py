@@ -8,6 +8,7 @@ upgraded); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -30,12 +31,13 @@ def _fail(message: str, code: int) -> None:
 class PointctlGroup(TyperGroup):
     """Runs the command tree in non-standalone mode and maps every error to an exit code."""
 
-    def main(self, args: Any = None, prog_name: str | None = None,
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
-             **extra: Any) -> Any:
+             windows_expand_args: bool = True, **extra: Any) -> Any:
         try:
             result = super().main(args=args, prog_name=prog_name or "pointctl",
-                                  complete_var=complete_var, standalone_mode=False, **extra)
+                                  complete_var=complete_var, standalone_mode=False,
+                                  windows_expand_args=windows_expand_args, **extra)
         except _click.exceptions.NoArgsIsHelpError as error:
             print(error.ctx.get_help() if error.ctx else "", file=sys.stdout)
             sys.exit(0)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def default_actor() -> str:
@@ -24,7 +28,7 @@ class Settings:
 current = Settings()
 
 
-def call(service: object, *, write: bool, **kwargs: object) -> object:
+def call(service: Callable[..., T], *, write: bool, **kwargs: Any) -> T:
     """Run one service function in the command's one transaction (commit only when ``write``).
 
     The database stack is imported here, not at module level, so --help stays light.
@@ -32,4 +36,4 @@ def call(service: object, *, write: bool, **kwargs: object) -> object:
     from pointctl.db.session import transaction
 
     with transaction(current.db_url, write=write) as session:
-        return service(session, **kwargs)  # type: ignore[operator]
+        return service(session, **kwargs)

@@ -87,7 +87,7 @@ def make_engine(url: str, *, write: bool) -> Engine:
         begin = "BEGIN IMMEDIATE" if write else "BEGIN"
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _on_connect(dbapi_connection, _record):
             # We emit BEGIN ourselves (pysqlite's implicit transactions defer the lock).
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()

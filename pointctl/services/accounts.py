@@ -39,7 +39,7 @@ def describe_account(
     session: Session, account: Account, sources: list[str] | None = None
 ) -> dict[str, Any]:
     if sources is None:
-        sources = linked_source_names(session, account.id)  # type: ignore[arg-type]
+        sources = linked_source_names(session, account.id)
     return {
         "id": account.id,
         "name": account.name,
@@ -101,7 +101,7 @@ def _link_sources(session: Session, account: Account, source_names: Sequence[str
 
 def _unlink_sources(session: Session, account: Account, source_names: Sequence[str]) -> None:
     sources = [source_by_name(session, name) for name in dedupe_names(source_names)]
-    lock_sources(session, (source.id for source in sources))  # type: ignore[misc]
+    lock_sources(session, (source.id for source in sources))
     for source in sources:
         link = session.get(AccountSource, (account.id, source.id))
         if link is None:

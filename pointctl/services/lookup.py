@@ -41,9 +41,9 @@ def source_by_name(session: Session, name: str, *, lock: bool = False) -> Source
     return source
 
 
-def lock_sources(session: Session, source_ids: Iterable[int]) -> None:
+def lock_sources(session: Session, source_ids: Iterable[int | None]) -> None:
     """Lock source rows in id order (the fixed order that keeps two commands from deadlocking)."""
-    ids = sorted(set(source_ids))
+    ids = sorted({source_id for source_id in source_ids if source_id is not None})
     if ids:
         session.exec(select(Source.id).where(Source.id.in_(ids)).order_by(Source.id)
                      .with_for_update()).all()

@@ -35,7 +35,7 @@ def describe_source(
     session: Session, source: Source, accounts: list[str] | None = None
 ) -> dict[str, Any]:
     if accounts is None:
-        accounts = linked_account_names(session, source.id)  # type: ignore[arg-type]
+        accounts = linked_account_names(session, source.id)
     return {
         "id": source.id,
         "name": source.name,
@@ -141,7 +141,7 @@ def list_sources(
     if status is not None:
         query = query.where(Source.status == status)
     names = account_names_by_source(session)
-    rows = [describe_source(session, source, names.get(source.id, []))  # type: ignore[arg-type]
+    rows = [describe_source(session, source, names.get(source.id, []))
             for source in session.exec(query).all()]
     if search:
         needle = search.casefold()
@@ -160,7 +160,7 @@ def list_sources(
 def show_source(session: Session, *, name: str) -> dict[str, Any]:
     source = source_by_name(session, name)
     return {**describe_source(session, source),
-            "inventory_history": inventory_history(session, source_id=source.id)}  # type: ignore[arg-type]
+            "inventory_history": inventory_history(session, source_id=source.id)}
 
 
 def edit_source(
@@ -300,5 +300,5 @@ def get_inventory(session: Session, *, name: str) -> dict[str, Any]:
         "status": source.status,
         "unlimited": source.inventory is None,
         "inventory": source.inventory,
-        "history": inventory_history(session, source_id=source.id),  # type: ignore[arg-type]
+        "history": inventory_history(session, source_id=source.id),
     }

@@ -1,0 +1,140 @@
+"""Conventions every command shares: start-up, exit codes, one-line errors, the schema gate."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from pointctl import __version__
+from pointctl.db.session import parse_url
+from tests.helpers import Cli
+
+PROBE = """
+import sys
+from pointctl.cli import main
+sys.argv = ['pointctl', *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exit:
+    heavy = sorted(m for m in ('sqlalchemy', 'sqlmodel', 'alembic', 'psycopg') if m in sys.modules)
+    print('HEAVY=' + ','.join(heavy), file=sys.stderr)
+    raise
+"""
+
+
+def run_process(*args: str, env: dict[str, str] | None = None,
+                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=60)
+
+
+def test_version_and_help_do_not_import_the_database_stack(tmp_path: Path) -> None:
+    version = run_process("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"pointctl {__version__}"
+    assert "HEAVY=\n" in version.stderr
+    for args in (["--help"], ["accounts", "--help"], ["sources", "create", "--help"]):
+        result = run_process(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "Usage" in result.stdout and "HEAVY=\n" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no database file was created
+
+
+def test_no_arguments_shows_help(tmp_path: Path) -> None:
+    result = run_process(cwd=tmp_path)
+    assert result.returncode == 0 and "accounts" in result.stdout
+
+
+def test_unknown_command_is_a_one_line_usage_error(cli: Cli) -> None:
+    result = cli("acounts", "list")
+    assert result.exit_code == 2
+    assert result.error.startswith("Error: No such command 'acounts'")
+    assert len(result.error.splitlines()) == 1
+
+
+def test_missing_schema_exits_4_and_creates_nothing(empty_db_url: str, tmp_path: Path) -> None:
+    cli = Cli(empty_db_url)
+    result = cli("accounts", "list")
+    assert result.exit_code == 4
+    assert result.error.startswith("Error: ") and "run 'pointctl db upgrade'" in result.error
+    if empty_db_url.startswith("sqlite"):
+        assert not (tmp_path / "pointctl.db").exists()
+    status = cli("db", "status", "--format", "json")
+    assert status.exit_code == 4 and '"current": null' in status.stdout
+
+
+def test_upgrade_then_status_then_upgrade_again(empty_db_url: str) -> None:
+    cli = Cli(empty_db_url)
+    first = cli.ok("db", "upgrade")
+    assert "from empty to 0001_foundation" in first.error
+    status = cli.json("db", "status")
+    assert status["current"] == status["head"] == "0001_foundation"
+    assert status["up_to_date"] is True
+    assert "already at 0001_foundation" in cli.ok("db", "upgrade").error
+    cli.ok("accounts", "create", "Core")
+
+
+def test_outdated_schema_exits_4(cli: Cli) -> None:
+    engine = create_engine(parse_url(cli.url), poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+    engine.dispose()
+    result = cli("accounts", "create", "Core")
+    assert result.exit_code == 4
+    assert "schema is at 0000_older" in result.error and "pointctl db upgrade" in result.error
+
+
+def test_unreachable_postgresql_exits_4_without_the_password() -> None:
+    url = "postgresql://pointuser:s3cr3t-pw@127.0.0.1:1/points"
+    for args in (["accounts", "list"], ["db", "upgrade"], ["db", "status"]):
+        result = Cli(url)(*args)
+        assert result.exit_code == 4, result
+        assert result.error.startswith("Error: cannot open database postgresql+psycopg://"
+                                       "pointuser:***@127.0.0.1:1/points")
+        assert "s3cr3t" not in result.stderr + result.stdout
+        assert len(result.error.splitlines()) == 1
+
+
+def test_unopenable_sqlite_exits_4(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/missing-dir/pointctl.db"
+    result = Cli(url)("db", "upgrade")
+    assert result.exit_code == 4 and "cannot open database" in result.error
+
+
+def test_invalid_database_urls_exit_2() -> None:
+    for url in ("mysql://root@localhost/x", "not a url"):
+        result = Cli(url)("accounts", "list")
+        assert result.exit_code == 2 and result.error.startswith("Error: "), result
+
+
+def test_database_url_from_environment(db_url: str, tmp_path: Path) -> None:
+    result = run_process("accounts", "create", "FromEnv", cwd=tmp_path,
+                         env={"POINTCTL_DATABASE_URL": db_url})
+    assert result.returncode == 0, result.stderr
+    assert [a["name"] for a in Cli(db_url).json("accounts", "list")] == ["FromEnv"]
+
+
+def test_debug_shows_the_traceback(cli: Cli, tmp_path: Path) -> None:
+    plain = run_process("--db", cli.url, "accounts", "show", "Nope", cwd=tmp_path)
+    assert plain.returncode == 3 and "Traceback" not in plain.stderr
+    debug = run_process("--db", cli.url, "--debug", "accounts", "show", "Nope", cwd=tmp_path)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    assert "NotFoundError" in debug.stderr
+
+
+def test_fixed_clock_and_bad_clock(cli: Cli) -> None:
+    result = cli("accounts", "create", "Core", env={"POINTCTL_NOW": "yesterday"})
+    assert result.exit_code == 2 and "invalid POINTCTL_NOW 'yesterday'" in result.error
+    cli.ok("accounts", "create", "Core", env={"POINTCTL_NOW": "2025-12-31"})
+    assert cli.json("accounts", "show", "Core")["created_at"] == "2025-12-31T00:00:00Z"
+
+
+def test_messages_on_stderr_data_on_stdout(cli: Cli) -> None:
+    result = cli.ok("accounts", "create", "Core", "--format", "json")
+    assert result.stderr.startswith("Created account 'Core'")
+    assert result.stdout.lstrip().startswith("{")
