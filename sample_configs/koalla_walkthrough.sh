@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The README's walkthrough: the Koalla Clothing point economy, set up from the terminal on the
+# embedded SQLite default (pointctl.db in the current directory). It runs in its own folder
+# (default ./walkthrough, or $WALKTHROUGH_DIR) and starts from an empty database there, so it
+# can be run again at any time without touching another pointctl.db.
+set -euo pipefail
+dir="${WALKTHROUGH_DIR:-walkthrough}"
+mkdir -p "$dir" && cd "$dir" && rm -f pointctl.db pointctl.db-wal pointctl.db-shm
+set -x
+# --- walkthrough (the README shows these lines; a test keeps both the same) ---
+pointctl db upgrade
+pointctl accounts create "Spendable - Core" --group "Spendable Point Balance" --default
+pointctl accounts create "Spendable - Partner" --group "Spendable Point Balance" --max-balance 250000
+pointctl accounts create "Tier Qualifying" --qualifying --no-negative
+pointctl accounts create "Purchase Escrow" --group "Pending" --no-negative
+pointctl sources create "Base Purchases" --link "Spendable - Core" --link "Purchase Escrow"
+pointctl sources create "Bonus Purchases" --link "Spendable - Core"
+pointctl sources create "Koalla Credit Card" --link "Spendable - Core"
+pointctl sources create "Ride Share Partner" --inventory 50000 --link "Spendable - Partner"
+pointctl sources create "Tier Qualifying Points" --link "Tier Qualifying"
+pointctl sources inventory "Ride Share Partner" --adjust +10000 --reason "Q4 budget top-up"
+pointctl accounts list
+pointctl sources list
+pointctl sources show "ride share partner"
+pointctl sources list --status active --format json
+pointctl accounts list --search spendable --format csv

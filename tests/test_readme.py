@@ -1,0 +1,100 @@
+"""The README cannot drift: its walkthrough, its Python example and its commands are run here."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+SCRIPT = ROOT / "sample_configs" / "koalla_walkthrough.sh"
+MARKER = "# --- walkthrough"
+
+
+def section_block(heading: str, language: str) -> str:
+    section = README.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(rf"```{language}\n(.*?)```", section, re.S)
+    assert match, f"no {language} block under '## {heading}'"
+    return match.group(1)
+
+
+def script_commands() -> list[str]:
+    body = SCRIPT.read_text().split(MARKER, 1)[1].split("\n", 1)[1]
+    return [line for line in body.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_walkthrough_block_is_the_script() -> None:
+    assert section_block("Walkthrough", "sh").splitlines() == script_commands()
+
+
+def test_setup_commands_name_real_files() -> None:
+    setup = section_block("Set up on a fresh machine", "sh")
+    assert "pip install -e . && bash sample_configs/koalla_walkthrough.sh" in setup
+    assert SCRIPT.exists()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    section = README.split("\n## Set up on a fresh machine\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    test_command = blocks[1].strip()
+    assert test_command.endswith("pytest")
+    assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def run_walkthrough(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "WALKTHROUGH_DIR": str(tmp_path / "walkthrough")}
+    for name in ("POINTCTL_DATABASE_URL", "POINTCTL_FORMAT", "POINTCTL_NOW"):
+        env.pop(name, None)
+    return subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+
+
+def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
+    result = run_walkthrough(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Upgraded sqlite:///pointctl.db from empty" in result.stderr
+    assert "Inventory of 'Ride Share Partner' +10000: now 60000" in result.stderr
+    assert "Ride Share Partner" in result.stdout and "unlimited" in result.stdout
+    # the walkthrough's database matches sample_configs/koalla.toml
+    url = f"sqlite:///{tmp_path / 'walkthrough' / 'pointctl.db'}"
+    program = tomllib.loads((ROOT / "sample_configs" / "koalla.toml").read_text())
+
+    def pointctl_json(*args: str) -> list[dict]:
+        out = subprocess.run([sys.executable, "-m", "pointctl", "--db", url, *args,
+                              "--format", "json"], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    accounts = {a["name"]: a for a in pointctl_json("accounts", "list")}
+    assert set(accounts) == {a["name"] for a in program["accounts"]}
+    for wanted in program["accounts"]:
+        have = accounts[wanted["name"]]
+        assert have["group"] == wanted.get("group")
+        assert have["default"] == wanted.get("default", False)
+        assert have["qualifying"] == wanted.get("qualifying", False)
+        assert have["allow_negative"] == wanted.get("allow_negative", True)
+        assert have["max_balance"] == wanted.get("max_balance")
+    sources = {s["name"]: s for s in pointctl_json("sources", "list")}
+    assert set(sources) == {s["name"] for s in program["sources"]}
+    for wanted in program["sources"]:
+        have = sources[wanted["name"]]
+        inventory = None if wanted["inventory"] == "unlimited" else wanted["inventory"]
+        assert have["inventory"] == inventory
+        assert sorted(have["accounts"]) == sorted(wanted["accounts"])
+
+
+def test_python_api_example(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pointctl import upgrade
+
+    monkeypatch.chdir(tmp_path)
+    upgrade("sqlite:///pointctl.db")
+    exec(section_block("Python API", "python"), {})
+    from tests.helpers import Cli
+
+    assert Cli("sqlite:///pointctl.db").json("accounts", "show", "Spendable - Core")["default"]
