@@ -138,3 +138,14 @@ def test_messages_on_stderr_data_on_stdout(cli: Cli) -> None:
     result = cli.ok("accounts", "create", "Core", "--format", "json")
     assert result.stderr.startswith("Created account 'Core'")
     assert result.stdout.lstrip().startswith("{")
+
+
+def test_upgrade_refuses_an_unknown_newer_schema(cli: Cli) -> None:
+    engine = create_engine(parse_url(cli.url), poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    result = cli("db", "upgrade")
+    assert result.exit_code == 4 and "'9999_future', which this pointctl does not know" in \
+        result.error
+    assert len(result.error.splitlines()) == 1

@@ -7,8 +7,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy.exc import OperationalError
 
+from pointctl.core.errors import SchemaError
 from pointctl.db.session import connect_error, current_revision, make_engine, safe_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -55,7 +57,13 @@ def upgrade(url: str, *, revision: str = "head") -> dict[str, object]:
             before = current_revision(connection)
             config = alembic_config()
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            try:
+                command.upgrade(config, revision)
+            except CommandError as error:
+                raise SchemaError(
+                    f"cannot upgrade: the database is at revision {before!r}, which this pointctl "
+                    f"does not know (is it newer?): {error}"
+                ) from None
             after = current_revision(connection)
     except OperationalError as error:
         raise connect_error(error, url) from error

@@ -174,11 +174,11 @@ def transaction(url: str, *, write: bool) -> Iterator[Session]:
                 raise connect_error(error, url) from error
             yield session
             if write:
-                try:
-                    session.commit()
-                except OperationalError as error:
-                    raise DatabaseUnavailableError(
-                        f"could not commit: {_driver_reason(error, parse_url(url))}"
-                    ) from error
+                session.commit()
+    except OperationalError as error:
+        # lost connection, lock timeout, server shutdown: the database is not usable right now
+        raise DatabaseUnavailableError(
+            f"database error on {safe_url(parse_url(url))}: {_driver_reason(error, parse_url(url))}"
+        ) from error
     finally:
         engine.dispose()

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from pointctl.core import clock
 from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, RefusedError
 from pointctl.core.validation import check_points, clean_name, name_key
-from pointctl.db.models import Account, AccountSource, Source
+from pointctl.db.models import Account, AccountSource
 from pointctl.services.lookup import (
     account_by_name,
     dedupe_names,
-    linked_source_names,
+    ensure_name_free,
+    flush_unique,
     lock_sources,
+    search_and_sort,
     source_by_name,
+    source_names_by_account,
 )
 
-ACCOUNT_SORTS = ("name", "group", "status", "created", "sources")
+ACCOUNT_SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "name": lambda row: (),
+    "group": lambda row: (row["group"] or "").casefold(),
+    "status": lambda row: row["status"],
+    "created": lambda row: (row["created_at"], row["id"]),
+    "sources": lambda row: row["source_count"],
+}
 
 
 class Unset:
@@ -39,7 +47,7 @@ def describe_account(
     session: Session, account: Account, sources: list[str] | None = None
 ) -> dict[str, Any]:
     if sources is None:
-        sources = linked_source_names(session, account.id)
+        sources = source_names_by_account(session, account.id).get(account.id, [])
     return {
         "id": account.id,
         "name": account.name,
@@ -77,13 +85,6 @@ def _check_flags(*, is_default: bool, qualifying: bool, name: str) -> None:
         )
 
 
-def _ensure_name_free(session: Session, name: str, *, except_id: int | None = None) -> None:
-    existing = session.exec(select(Account).where(Account.name_key == name_key(name))).first()
-    if existing is not None and existing.id != except_id:
-        same = "" if existing.name == name else f" (as {existing.name!r})"
-        raise RefusedError(f"an account named {name!r} already exists{same}")
-
-
 def _link_sources(session: Session, account: Account, source_names: Sequence[str]) -> None:
     sources = [source_by_name(session, name) for name in dedupe_names(source_names)]
     for source in sources:
@@ -119,14 +120,6 @@ def _unlink_sources(session: Session, account: Account, source_names: Sequence[s
         session.flush()
 
 
-def _flush_unique(session: Session, name: str) -> None:
-    try:
-        session.flush()
-    except IntegrityError:
-        # another process created the same name between our check and our insert
-        raise RefusedError(f"an account named {name!r} already exists") from None
-
-
 def create_account(
     session: Session,
     *,
@@ -145,7 +138,7 @@ def create_account(
         check_points(max_balance, what="--max-balance")
     group_label = _clean_group(group)
     pending = _clean_pending(pending_for)
-    _ensure_name_free(session, name)
+    ensure_name_free(session, Account, name)
     moment = clock.now()
     account = Account(
         name=name, name_key=name_key(name), group_label=group_label, status="active",
@@ -153,7 +146,7 @@ def create_account(
         qualifying=qualifying, pending_for=pending, created_at=moment, updated_at=moment,
     )
     session.add(account)
-    _flush_unique(session, name)
+    flush_unique(session, Account, name)
     _link_sources(session, account, link)
     session.flush()
     return describe_account(session, account)
@@ -167,37 +160,14 @@ def list_accounts(
     sort: str = "name",
     descending: bool = False,
 ) -> list[dict[str, Any]]:
-    if sort not in ACCOUNT_SORTS:
-        raise InvalidInputError(
-            f"cannot sort by {sort!r}; choose one of {', '.join(ACCOUNT_SORTS)}")
     query = select(Account)
     if status is not None:
         query = query.where(Account.status == status)
     names = source_names_by_account(session)
     rows = [describe_account(session, account, names.get(account.id, []))
             for account in session.exec(query).all()]
-    if search:
-        needle = search.casefold()
-        rows = [row for row in rows
-                if needle in row["name"].casefold() or needle in (row["group"] or "").casefold()]
-    keys = {
-        "name": lambda row: row["name"].casefold(),
-        "group": lambda row: ((row["group"] or "").casefold(), row["name"].casefold()),
-        "status": lambda row: (row["status"], row["name"].casefold()),
-        "created": lambda row: (row["created_at"], row["id"]),
-        "sources": lambda row: (row["source_count"], row["name"].casefold()),
-    }
-    return sorted(rows, key=keys[sort], reverse=descending)
-
-
-def source_names_by_account(session: Session) -> dict[int, list[str]]:
-    """Every account's linked source names, in one query."""
-    query = (select(AccountSource.account_id, Source.name)
-             .join(Source, Source.id == AccountSource.source_id).order_by(Source.name_key))
-    names: dict[int, list[str]] = {}
-    for account_id, source_name in session.exec(query).all():
-        names.setdefault(account_id, []).append(source_name)
-    return names
+    return search_and_sort(rows, search=search, search_fields=("name", "group"),
+                           sorts=ACCOUNT_SORTS, sort=sort, descending=descending)
 
 
 def show_account(session: Session, *, name: str) -> dict[str, Any]:
@@ -227,7 +197,7 @@ def edit_account(
         )
     if new_name is not None:
         new_name = clean_name(new_name, what="account")
-        _ensure_name_free(session, new_name, except_id=account.id)
+        ensure_name_free(session, Account, new_name, except_id=account.id)
         account.name, account.name_key = new_name, name_key(new_name)
     if group is not UNSET:
         account.group_label = _clean_group(group)
@@ -246,7 +216,7 @@ def edit_account(
     _check_flags(is_default=account.is_default, qualifying=account.qualifying, name=account.name)
     account.updated_at = clock.now()
     session.add(account)
-    _flush_unique(session, account.name)
+    flush_unique(session, Account, account.name)
     _link_sources(session, account, link)
     _unlink_sources(session, account, unlink)
     session.flush()

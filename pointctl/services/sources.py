@@ -6,11 +6,10 @@ type ``inventory`` whose points are the signed change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from pointctl.core import clock
@@ -20,12 +19,22 @@ from pointctl.db.models import Account, AccountSource, Source
 from pointctl.services.audit import inventory_history, record_entry
 from pointctl.services.lookup import (
     account_by_name,
+    account_names_by_source,
     dedupe_names,
-    linked_account_names,
+    ensure_name_free,
+    flush_unique,
+    search_and_sort,
     source_by_name,
 )
 
-SOURCE_SORTS = ("name", "status", "inventory", "created", "accounts")
+SOURCE_SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "name": lambda row: (),
+    "status": lambda row: row["status"],
+    # unlimited sorts above every number
+    "inventory": lambda row: (row["unlimited"], row["inventory"] or 0),
+    "created": lambda row: (row["created_at"], row["id"]),
+    "accounts": lambda row: row["account_count"],
+}
 INITIAL_INVENTORY = "Initial Inventory"
 INVENTORY_ADJUSTMENT = "Inventory Adjustment"
 ARCHIVE_EXPIRY = "Inventory Expired at Archive"
@@ -35,7 +44,7 @@ def describe_source(
     session: Session, source: Source, accounts: list[str] | None = None
 ) -> dict[str, Any]:
     if accounts is None:
-        accounts = linked_account_names(session, source.id)
+        accounts = account_names_by_source(session, source.id).get(source.id, [])
     return {
         "id": source.id,
         "name": source.name,
@@ -47,20 +56,6 @@ def describe_source(
         "created_at": clock.format_time(source.created_at),
         "updated_at": clock.format_time(source.updated_at),
     }
-
-
-def _ensure_name_free(session: Session, name: str, *, except_id: int | None = None) -> None:
-    existing = session.exec(select(Source).where(Source.name_key == name_key(name))).first()
-    if existing is not None and existing.id != except_id:
-        same = "" if existing.name == name else f" (as {existing.name!r})"
-        raise RefusedError(f"a source named {name!r} already exists{same}")
-
-
-def _flush_unique(session: Session, name: str) -> None:
-    try:
-        session.flush()
-    except IntegrityError:
-        raise RefusedError(f"a source named {name!r} already exists") from None
 
 
 def _accounts_to_link(session: Session, names: Sequence[str]) -> list[Account]:
@@ -89,7 +84,7 @@ def create_source(
     name = clean_name(name, what="source")
     if inventory is not None:
         check_points(inventory, what="--inventory", minimum=0)
-    _ensure_name_free(session, name)
+    ensure_name_free(session, Source, name)
     if link:
         accounts = _accounts_to_link(session, link)
     else:
@@ -107,7 +102,7 @@ def create_source(
         status="paused" if inventory == 0 else "active", created_at=moment, updated_at=moment,
     )
     session.add(source)
-    _flush_unique(session, name)
+    flush_unique(session, Source, name)
     for account in accounts:
         session.add(AccountSource(account_id=account.id, source_id=source.id))
     if inventory:
@@ -115,16 +110,6 @@ def create_source(
                      source_id=source.id, reference_type=INITIAL_INVENTORY, note=note)
     session.flush()
     return describe_source(session, source)
-
-
-def account_names_by_source(session: Session) -> dict[int, list[str]]:
-    """Every source's linked account names, in one query."""
-    query = (select(AccountSource.source_id, Account.name)
-             .join(Account, Account.id == AccountSource.account_id).order_by(Account.name_key))
-    names: dict[int, list[str]] = {}
-    for source_id, account_name in session.exec(query).all():
-        names.setdefault(source_id, []).append(account_name)
-    return names
 
 
 def list_sources(
@@ -135,26 +120,14 @@ def list_sources(
     sort: str = "name",
     descending: bool = False,
 ) -> list[dict[str, Any]]:
-    if sort not in SOURCE_SORTS:
-        raise InvalidInputError(f"cannot sort by {sort!r}; choose one of {', '.join(SOURCE_SORTS)}")
     query = select(Source)
     if status is not None:
         query = query.where(Source.status == status)
     names = account_names_by_source(session)
     rows = [describe_source(session, source, names.get(source.id, []))
             for source in session.exec(query).all()]
-    if search:
-        needle = search.casefold()
-        rows = [row for row in rows if needle in row["name"].casefold()]
-    keys = {
-        "name": lambda row: row["name"].casefold(),
-        "status": lambda row: (row["status"], row["name"].casefold()),
-        # unlimited sorts above every number
-        "inventory": lambda row: (row["unlimited"], row["inventory"] or 0, row["name"].casefold()),
-        "created": lambda row: (row["created_at"], row["id"]),
-        "accounts": lambda row: (row["account_count"], row["name"].casefold()),
-    }
-    return sorted(rows, key=keys[sort], reverse=descending)
+    return search_and_sort(rows, search=search, search_fields=("name",), sorts=SOURCE_SORTS,
+                           sort=sort, descending=descending)
 
 
 def show_source(session: Session, *, name: str) -> dict[str, Any]:
@@ -176,7 +149,7 @@ def edit_source(
     source = source_by_name(session, name, lock=True)
     if new_name is not None:
         new_name = clean_name(new_name, what="source")
-        _ensure_name_free(session, new_name, except_id=source.id)
+        ensure_name_free(session, Source, new_name, except_id=source.id)
         source.name, source.name_key = new_name, name_key(new_name)
     if link:
         if source.status != "active":
@@ -207,7 +180,7 @@ def edit_source(
             )
     source.updated_at = clock.now()
     session.add(source)
-    _flush_unique(session, source.name)
+    flush_unique(session, Source, source.name)
     return describe_source(session, source)
 
 
