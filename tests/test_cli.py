@@ -71,11 +71,11 @@ def test_missing_schema_exits_4_and_creates_nothing(empty_db_url: str, tmp_path:
 def test_upgrade_then_status_then_upgrade_again(empty_db_url: str) -> None:
     cli = Cli(empty_db_url)
     first = cli.ok("db", "upgrade")
-    assert "from empty to 0001_foundation" in first.error
+    assert "from empty to 0002_ledger" in first.error
     status = cli.json("db", "status")
-    assert status["current"] == status["head"] == "0001_foundation"
+    assert status["current"] == status["head"] == "0002_ledger"
     assert status["up_to_date"] is True
-    assert "already at 0001_foundation" in cli.ok("db", "upgrade").error
+    assert "already at 0002_ledger" in cli.ok("db", "upgrade").error
     cli.ok("accounts", "create", "Core")
 
 

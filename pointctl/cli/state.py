@@ -33,7 +33,7 @@ def call(service: Callable[..., T], *, write: bool, **kwargs: Any) -> T:
 
     The database stack is imported here, not at module level, so --help stays light.
     """
-    from pointctl.db.session import transaction
+    from pointctl.db.session import run_in_transaction
 
-    with transaction(current.db_url, write=write) as session:
-        return service(session, **kwargs)
+    return run_in_transaction(current.db_url, lambda session: service(session, **kwargs),
+                              write=write)

@@ -45,3 +45,10 @@ class SchemaError(PointctlError):
     """The database schema is missing or not at the version this pointctl needs (exit 4)."""
 
     exit_code = 4
+
+
+class RetryableConflict(PointctlError):
+    """A concurrent transaction won a race (deadlock, serialization failure, the same
+    idempotency key); the whole command is retried, a bounded number of times."""
+
+    exit_code = 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
 NAMING_CONVENTION = {
@@ -80,6 +80,10 @@ class Entry(SQLModel, table=True):
     __tablename__ = "entry"
     __table_args__ = (
         Index("ix_entry_source_id_occurred_at", "source_id", "occurred_at"),
+        Index("ix_entry_user_id_occurred_at", "user_id", "occurred_at"),
+        Index("ix_entry_reference_id", "reference_id"),
+        Index("ix_entry_related_entry_id", "related_entry_id"),
+        Index("ix_entry_occurred_at", "occurred_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
@@ -96,6 +100,111 @@ class Entry(SQLModel, table=True):
     reference_id: str | None = Field(default=None, sa_type=String(200), nullable=True)
     reference_type: str | None = Field(default=None, sa_type=String(200), nullable=True)
     note: str | None = Field(default=None, sa_type=String(1000), nullable=True)
+    # a reversal names the entry it reverses; a transfer's credit names its debit
+    related_entry_id: int | None = Field(
+        default=None, sa_column=Column(BigId, ForeignKey("entry.id"), nullable=True)
+    )
+    # an issue reversal of already-spent points without allow_negative: what the program absorbs
+    written_off: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
     actor: str = Field(sa_type=String(200), nullable=False)
     occurred_at: datetime = Field(sa_type=UtcTime, nullable=False)
     recorded_at: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
+class Balance(SQLModel, table=True):
+    """One user's standing in one account: the row writers lock (STYLE habit 3).
+
+    The balance itself is the sum of the lots' remaining points minus ``debt``; it is not
+    cached, so there is nothing here that could drift from the lots.
+    """
+
+    __tablename__ = "balance"
+
+    user_id: str = Field(sa_column=Column(String(200), primary_key=True))
+    account_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("account.id"), primary_key=True)
+    )
+    debt: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    created_at: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
+class Lot(SQLModel, table=True):
+    """The points of one credit into one user's account, and what became of them.
+
+    original = spent + expired + moved + remaining (SPEC §2 rule 2).
+    """
+
+    __tablename__ = "lot"
+    __table_args__ = (
+        # FIFO look-up of a balance's open lots; partial, so spent-out lots cost nothing
+        Index("ix_lot_open_fifo", "user_id", "account_id", "created_at", "id",
+              sqlite_where=text("remaining > 0"), postgresql_where=text("remaining > 0")),
+        Index("ix_lot_source_id", "source_id"),
+        Index("ix_lot_entry_id", "entry_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    user_id: str = Field(sa_type=String(200), nullable=False)
+    account_id: int = Field(sa_column=Column(Integer, ForeignKey("account.id"), nullable=False))
+    source_id: int = Field(sa_column=Column(Integer, ForeignKey("source.id"), nullable=False))
+    entry_id: int = Field(sa_column=Column(BigId, ForeignKey("entry.id"), nullable=False))
+    original: int = Field(sa_type=BigInteger, nullable=False)
+    spent: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    expired: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    moved: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    remaining: int = Field(sa_type=BigInteger, nullable=False)
+    created_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    available_at: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
+class Draw(SQLModel, table=True):
+    """Points one entry took from (or gave back to) one lot; ``lot_id`` NULL is debt.
+
+    kinds: spend, adjust, repay (debt repaid from a new lot), transfer, reverse (an issue taken
+    back to its source), expire, debt (a spend's shortfall), restore (a spend reversal giving
+    back what ``reverses_draw_id`` took).
+    """
+
+    __tablename__ = "draw"
+    __table_args__ = (
+        Index("ix_draw_entry_id", "entry_id"),
+        Index("ix_draw_lot_id", "lot_id"),
+        Index("ix_draw_reverses_draw_id", "reverses_draw_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    entry_id: int = Field(sa_column=Column(BigId, ForeignKey("entry.id"), nullable=False))
+    lot_id: int | None = Field(
+        default=None, sa_column=Column(BigId, ForeignKey("lot.id"), nullable=True)
+    )
+    kind: str = Field(sa_type=String(16), nullable=False)
+    points: int = Field(sa_type=BigInteger, nullable=False)
+    reverses_draw_id: int | None = Field(
+        default=None, sa_column=Column(BigId, ForeignKey("draw.id"), nullable=True)
+    )
+
+
+class Activity(SQLModel, table=True):
+    """Activity events of users (issue and spend count too; these are the custom ones)."""
+
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_user_id_occurred_at", "user_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    user_id: str = Field(sa_type=String(200), nullable=False)
+    event: str = Field(sa_type=String(50), nullable=False)
+    actor: str = Field(sa_type=String(200), nullable=False)
+    occurred_at: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first result of a write made with --idempotency-key."""
+
+    __tablename__ = "idempotency"
+
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    request_hash: str = Field(sa_type=String(64), nullable=False)
+    result: str = Field(sa_type=Text, nullable=False)
+    created_at: datetime = Field(sa_type=UtcTime, nullable=False)

@@ -10,9 +10,11 @@ Read-only commands run in a read-only transaction on both.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -20,15 +22,23 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
-from pointctl.core.errors import DatabaseUnavailableError, InvalidInputError, SchemaError
+from pointctl.core.errors import (
+    DatabaseUnavailableError,
+    InvalidInputError,
+    RetryableConflict,
+    SchemaError,
+)
 from pointctl.db import SCHEMA_HEAD
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+T = TypeVar("T")
 DEFAULT_URL = "sqlite:///pointctl.db"
 SQLITE_BUSY_TIMEOUT_S = 30
 UPGRADE_HINT = "run 'pointctl db upgrade'"
+RETRYABLE_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock detected
+ATTEMPTS = 5
 
 
 def parse_url(url: str) -> URL:
@@ -176,9 +186,25 @@ def transaction(url: str, *, write: bool) -> Iterator[Session]:
             if write:
                 session.commit()
     except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            raise RetryableConflict(_driver_reason(error, parse_url(url))) from error
         # lost connection, lock timeout, server shutdown: the database is not usable right now
         raise DatabaseUnavailableError(
             f"database error on {safe_url(parse_url(url))}: {_driver_reason(error, parse_url(url))}"
         ) from error
     finally:
         engine.dispose()
+
+
+def run_in_transaction(url: str, work: Callable[[Session], T], *, write: bool) -> T:
+    """``work`` in one transaction, retried from scratch (a bounded number of times) when it
+    loses a race that the database or an idempotency key reports."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with transaction(url, write=write) as session:
+                return work(session)
+        except RetryableConflict:
+            if attempt == ATTEMPTS:
+                raise
+            time.sleep(0.02 * attempt * random.random())
+    raise AssertionError("unreachable")

@@ -1,0 +1,244 @@
+"""Ledger commands at the top level: issue, spend, reverse, adjust, transfer, balance, activity.
+
+Each is one service call in one transaction, then rendering (SPEC §7).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from pointctl.cli import state
+from pointctl.cli.options import (
+    AtOption,
+    FormatOption,
+    IdempotencyKeyOption,
+    ReferenceIdOption,
+    ReferenceTypeOption,
+)
+from pointctl.cli.render import OutputFormat, emit_record, emit_result, emit_rows, message
+
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The customer's id.")]
+PointsArg = Annotated[int, typer.Argument(metavar="POINTS", help="Whole points, > 0.")]
+# adjust takes -N: a negative number must not be read as an option
+SIGNED_ARGS = {"ignore_unknown_options": True}
+
+
+def _ledger() -> Any:
+    from pointctl.services import ledger
+
+    return ledger
+
+
+def _options(at: str | None, reference_id: str | None, reference_type: str | None,
+             idempotency_key: str | None) -> Any:
+    from pointctl.core.clock import parse_time
+
+    return _ledger().WriteOptions(
+        actor=state.current.actor, at=parse_time(at, what="--at") if at else None,
+        reference_id=reference_id, reference_type=reference_type,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _replayed(result: dict[str, Any], note: str) -> str:
+    return f"Replayed (idempotency key seen before): {note}" if result.get("replay") else note
+
+
+def _flat_fields(result: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(key, key.replace("_", " ")) for key, value in result.items()
+            if not isinstance(value, list | dict)]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(issue)
+    app.command()(spend)
+    app.command()(reverse)
+    app.command(context_settings=SIGNED_ARGS)(adjust)
+    app.command()(transfer)
+    app.command()(balance)
+    app.command()(activity)
+
+
+def issue(
+    user: UserArg,
+    points: PointsArg,
+    source: Annotated[str, typer.Option("--source", "-s", help="The source to issue from.")],
+    account: Annotated[str | None, typer.Option(
+        "--account", "-a", help="Target account (optional when the source links exactly one "
+        "active account).")] = None,
+    clamp: Annotated[bool, typer.Option(
+        "--clamp", help="Issue only what inventory and max balance allow instead of refusing."
+    )] = False,
+    reference_id: ReferenceIdOption = None,
+    reference_type: ReferenceTypeOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    at: AtOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Issue POINTS from a source into USER's account."""
+    result = state.call(_ledger().issue, write=True, user=user, points=points, source=source,
+                        account=account, clamp=clamp,
+                        options=_options(at, reference_id, reference_type, idempotency_key))
+    note = (f"Issued {result['points']} points from {result['source']!r} to {result['user']} "
+            f"in {result['account']!r} (entry {result['entry']}); balance {result['balance']}")
+    if result["clamped"]:
+        note += f"; clamped from {result['requested']}"
+    if result["debt_repaid"]:
+        note += f"; {result['debt_repaid']} repaid debt"
+    if result["pending_until"]:
+        note += f"; pending until {result['pending_until']}"
+    if result["source_paused"]:
+        note += f"; source {result['source']!r} paused itself at zero inventory"
+    emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
+
+
+def spend(
+    user: UserArg,
+    points: PointsArg,
+    account: Annotated[list[str] | None, typer.Option(
+        "--account", "-a", help="Spend from these accounts in this order (repeatable); "
+        "default: the active default accounts, FIFO.")] = None,
+    reference_id: ReferenceIdOption = None,
+    reference_type: ReferenceTypeOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    at: AtOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Spend POINTS of USER, oldest points first."""
+    result = state.call(_ledger().spend, write=True, user=user, points=points,
+                        accounts=account or [],
+                        options=_options(at, reference_id, reference_type, idempotency_key))
+    parts = ", ".join(f"{e['points']} from {e['account']!r} (entry {e['entry']}, balance "
+                      f"{e['balance']})" for e in result["entries"])
+    note = f"Spent {result['points']} points of {result['user']}: {parts}"
+    if result["debt_created"]:
+        note += f"; {result['debt_created']} became debt"
+    _emit_nested(result, fmt, "entries", _replayed(result, note))
+
+
+def _emit_nested(result: dict[str, Any], fmt: OutputFormat, rows_key: str, note: str) -> None:
+    """Results with a list inside: JSON as is, CSV one line per item, table just the note."""
+    message(note)
+    if fmt is OutputFormat.json:
+        emit_record(result, fmt, [])
+    elif fmt is OutputFormat.csv:
+        rows = result[rows_key]
+        columns = [(key, key) for key in (rows[0] if rows else {})]
+        emit_rows(rows, fmt, columns)
+
+
+def reverse(
+    entry: Annotated[int | None, typer.Option("--entry", "-e", help="The entry to reverse.")
+                     ] = None,
+    reference_id: Annotated[str | None, typer.Option(
+        "--reference-id", help="Reverse the issues/spends with this reference id.")] = None,
+    reference_type: Annotated[str | None, typer.Option(
+        "--reference-type", help="With --reference-id: only entries of this reference type.")
+    ] = None,
+    points: Annotated[int | None, typer.Option(
+        "--points", "-p", help="Reverse only this many points (default: all that is left).")
+    ] = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    at: AtOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Undo an issue (a return of goods) or a spend, whole or in part."""
+    result = state.call(_ledger().reverse, write=True, entry_id=entry,
+                        reference_id=reference_id, reference_type=reference_type,
+                        points=points, options=_options(at, None, None, idempotency_key))
+    parts = []
+    for r in result["reversals"]:
+        part = f"{r['points']} of {r['type']} entry {r['reverses']} (entry {r['entry']}"
+        if r["type"] == "issue":
+            part += f"; {r['returned_to_source']} back to the source"
+            if r["debt_created"]:
+                part += f", {r['debt_created']} owed as debt"
+            if r["written_off"]:
+                part += f", {r['written_off']} written off"
+        parts.append(part + f"; balance {r['balance']})")
+    note = f"Reversed {result['points']} points: " + "; ".join(parts)
+    _emit_nested(result, fmt, "reversals", _replayed(result, note))
+
+
+def adjust(
+    user: UserArg,
+    points: Annotated[int, typer.Argument(metavar="±POINTS",
+                                          help="+N adds (needs --source), -N removes.")],
+    account: Annotated[str, typer.Option("--account", "-a", help="The account to correct.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the entry).")],
+    source: Annotated[str | None, typer.Option(
+        "--source", "-s", help="Where added points come from (required for +N).")] = None,
+    reference_id: ReferenceIdOption = None,
+    reference_type: ReferenceTypeOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    at: AtOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Correct USER's balance by hand: +N from a source, or -N."""
+    result = state.call(_ledger().adjust, write=True, user=user, points=points,
+                        account=account, reason=reason, source=source,
+                        options=_options(at, reference_id, reference_type, idempotency_key))
+    note = (f"Adjusted {result['user']} in {result['account']!r} by {result['points']:+d} "
+            f"(entry {result['entry']}); balance {result['balance']}")
+    emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
+
+
+def transfer(
+    user: UserArg,
+    points: PointsArg,
+    from_account: Annotated[str, typer.Option("--from", help="Account to take points from.")],
+    to_account: Annotated[str, typer.Option("--to", help="Account to put them in.")],
+    to_user: Annotated[str | None, typer.Option(
+        "--to-user", help="Another user receives them (default: the same user).")] = None,
+    reference_id: ReferenceIdOption = None,
+    reference_type: ReferenceTypeOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    at: AtOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Move POINTS between USER's accounts or to another user (oldest points first)."""
+    result = state.call(_ledger().transfer, write=True, user=user, points=points,
+                        from_account=from_account, to_account=to_account, to_user=to_user,
+                        options=_options(at, reference_id, reference_type, idempotency_key))
+    note = (f"Transferred {result['points']} points from {result['user']} "
+            f"{result['from']!r} to {result['to_user']} {result['to']!r} "
+            f"(entries {result['entries'][0]}, {result['entries'][1]})")
+    emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
+
+
+BALANCE_COLUMNS = [("account", "account"), ("group", "group"), ("balance", "balance"),
+                   ("available", "available"), ("pending", "pending"), ("debt", "debt"),
+                   ("status", "status")]
+GROUP_COLUMNS = [("group", "group"), ("balance", "balance"), ("available", "available"),
+                 ("pending", "pending"), ("debt", "debt")]
+
+
+def balance(user: UserArg, fmt: FormatOption = OutputFormat.table) -> None:
+    """USER's balance per account (balance, available, pending, debt) and per group label."""
+    result = state.call(_ledger().balance, write=False, user=user)
+    if fmt is OutputFormat.json:
+        emit_record(result, fmt, [])
+        return
+    if fmt is OutputFormat.csv:
+        emit_rows(result["accounts"], fmt, BALANCE_COLUMNS)
+        return
+    emit_rows(result["accounts"], fmt, BALANCE_COLUMNS, title=f"Balances of {result['user']}")
+    if result["groups"]:
+        emit_rows(result["groups"], fmt, GROUP_COLUMNS, title="Per group label")
+
+
+def activity(
+    user: UserArg,
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="e.g. login, store-visit.")],
+    idempotency_key: IdempotencyKeyOption = None,
+    at: AtOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Record an activity event of USER (counts as activity for inactivity expiry)."""
+    result = state.call(_ledger().record_activity, write=True, user=user, event=event,
+                        options=_options(at, None, None, idempotency_key))
+    emit_result(result, fmt, _flat_fields(result),
+                _replayed(result, f"Recorded {result['event']!r} for {result['user']} at "
+                                  f"{result['at']}"))

@@ -1,0 +1,116 @@
+"""``pointctl verify``: every ledger rule of SPEC §2, checked set-based over the whole database.
+
+Violations are collected as data (STYLE habit 11), one row per broken rule and subject.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+# (rule, what it says, query returning (subject, detail) rows that break it)
+CHECKS: list[tuple[int, str, str]] = [
+    (1, "amounts are non-negative",
+     """SELECT 'lot ' || id, 'negative part: spent ' || spent || ', expired ' || expired
+               || ', moved ' || moved || ', remaining ' || remaining
+        FROM lot WHERE spent < 0 OR expired < 0 OR moved < 0 OR remaining < 0 OR original <= 0
+        UNION ALL
+        SELECT 'balance ' || user_id || '/' || account_id, 'negative debt ' || debt
+        FROM balance WHERE debt < 0
+        UNION ALL
+        SELECT 'source ' || name, 'negative inventory ' || inventory
+        FROM source WHERE inventory < 0"""),
+    (2, "original = spent + expired + moved + remaining",
+     """SELECT 'lot ' || id, 'original ' || original || ' but spent ' || spent || ' + expired '
+               || expired || ' + moved ' || moved || ' + remaining ' || remaining
+        FROM lot WHERE original <> spent + expired + moved + remaining"""),
+    (2, "a lot's spent/moved/expired equal its draws",
+     """SELECT 'lot ' || l.id,
+               'spent ' || l.spent || ' vs draws ' || COALESCE(d.spent, 0)
+               || ', moved ' || l.moved || ' vs ' || COALESCE(d.moved, 0)
+               || ', expired ' || l.expired || ' vs ' || COALESCE(d.expired, 0)
+        FROM lot l LEFT JOIN (
+            SELECT lot_id,
+                   SUM(CASE WHEN kind IN ('spend', 'adjust', 'repay') THEN points
+                            WHEN kind = 'restore' THEN -points ELSE 0 END) AS spent,
+                   SUM(CASE WHEN kind IN ('transfer', 'reverse', 'rollover') THEN points
+                            ELSE 0 END) AS moved,
+                   SUM(CASE WHEN kind = 'expire' THEN points ELSE 0 END) AS expired
+            FROM draw WHERE lot_id IS NOT NULL GROUP BY lot_id) d ON d.lot_id = l.id
+        WHERE l.spent <> COALESCE(d.spent, 0) OR l.moved <> COALESCE(d.moved, 0)
+           OR l.expired <> COALESCE(d.expired, 0)"""),
+    (3, "balance = lots' remaining - debt = sum of its entries",
+     """SELECT 'balance ' || b.user_id || ' in ' || a.name,
+               'entries sum to ' || COALESCE(e.points, 0) || ' but lots hold '
+               || COALESCE(l.remaining, 0) || ' with debt ' || b.debt
+        FROM balance b JOIN account a ON a.id = b.account_id
+        LEFT JOIN (SELECT user_id, account_id, SUM(points) AS points FROM entry
+                   WHERE user_id IS NOT NULL GROUP BY user_id, account_id) e
+               ON e.user_id = b.user_id AND e.account_id = b.account_id
+        LEFT JOIN (SELECT user_id, account_id, SUM(remaining) AS remaining FROM lot
+                   GROUP BY user_id, account_id) l
+               ON l.user_id = b.user_id AND l.account_id = b.account_id
+        WHERE COALESCE(e.points, 0) <> COALESCE(l.remaining, 0) - b.debt"""),
+    (3, "debt only where negative balances are allowed",
+     """SELECT 'balance ' || b.user_id || ' in ' || a.name, 'debt ' || b.debt
+               || ' in an account that does not allow a negative balance'
+        FROM balance b JOIN account a ON a.id = b.account_id
+        WHERE b.debt > 0 AND NOT a.allow_negative"""),
+    (4, "issued - reversed = remaining + spent + expired, per source",
+     """SELECT 'source ' || s.name,
+               'issued ' || COALESCE(i.points, 0) || ' - reversed ' || COALESCE(r.points, 0)
+               || ' but lots hold ' || COALESCE(l.points, 0)
+        FROM source s
+        LEFT JOIN (SELECT source_id, SUM(points) AS points FROM entry
+                   WHERE type IN ('issue', 'adjustment') AND points > 0 GROUP BY source_id) i
+               ON i.source_id = s.id
+        LEFT JOIN (SELECT lot.source_id, SUM(draw.points) AS points FROM draw
+                   JOIN lot ON lot.id = draw.lot_id WHERE draw.kind = 'reverse'
+                   GROUP BY lot.source_id) r ON r.source_id = s.id
+        LEFT JOIN (SELECT source_id, SUM(remaining + spent + expired) AS points FROM lot
+                   GROUP BY source_id) l ON l.source_id = s.id
+        WHERE COALESCE(i.points, 0) - COALESCE(r.points, 0) <> COALESCE(l.points, 0)"""),
+    (5, "initial + adjustments - issued + returned - expired at archive = inventory",
+     """SELECT 'source ' || s.name,
+               'inventory entries ' || COALESCE(v.points, 0) || ' - issued '
+               || COALESCE(i.points, 0) || ' + returned ' || COALESCE(r.points, 0)
+               || ' but inventory is ' || s.inventory
+        FROM source s
+        LEFT JOIN (SELECT source_id, SUM(points) AS points FROM entry
+                   WHERE type = 'inventory' GROUP BY source_id) v ON v.source_id = s.id
+        LEFT JOIN (SELECT source_id, SUM(points) AS points FROM entry
+                   WHERE type IN ('issue', 'adjustment') AND points > 0 GROUP BY source_id) i
+               ON i.source_id = s.id
+        LEFT JOIN (SELECT lot.source_id, SUM(draw.points) AS points FROM draw
+                   JOIN lot ON lot.id = draw.lot_id WHERE draw.kind = 'reverse'
+                   GROUP BY lot.source_id) r ON r.source_id = s.id
+        WHERE s.inventory IS NOT NULL
+          AND COALESCE(v.points, 0) - COALESCE(i.points, 0) + COALESCE(r.points, 0)
+              <> s.inventory"""),
+]
+
+TRIGGERS = {
+    "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'entry'",
+    "postgresql": "SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                  "WHERE c.relname = 'entry' AND c.relnamespace = ANY("
+                  "SELECT oid FROM pg_namespace WHERE nspname = ANY(current_schemas(false))) "
+                  "AND NOT t.tgisinternal",
+}
+
+
+def verify(session: Session) -> dict[str, Any]:
+    violations: list[dict[str, Any]] = []
+    for rule, statement, query in CHECKS:
+        for subject, detail in session.execute(text(query)).all():
+            violations.append({"rule": rule, "check": statement, "subject": subject,
+                               "detail": detail})
+    dialect = session.get_bind().dialect.name
+    if not session.execute(text(TRIGGERS[dialect])).scalar_one():
+        violations.append({"rule": 6, "check": "the audit log is append-only",
+                           "subject": "table entry",
+                           "detail": "the triggers that refuse UPDATE and DELETE are missing"})
+    counts = {table: session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+              for table in ("entry", "lot", "draw", "balance", "source")}
+    return {"ok": not violations, "violations": violations, "checked": counts}
