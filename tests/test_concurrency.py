@@ -64,3 +64,57 @@ def test_parallel_unlinks_keep_one_account_per_source(cli: Cli) -> None:
                                     for name in accounts])
     assert sorted(result.returncode for result in results) == [0] * 5 + [1]
     assert len(cli.json("sources", "show", "Shared")["accounts"]) == 1
+
+
+def test_thirty_parallel_spends_never_overdraw(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Wallet", "--default", "--no-negative")
+    cli.ok("sources", "create", "Base")
+    cli.ok("issue", "u1", "200", "--source", "Base")
+    results = run_workers(cli.url, [["spend", "u1", "10"]] * 30)
+    codes = sorted(result.returncode for result in results)
+    assert codes == [0] * 20 + [1] * 10, [r.stderr for r in results if r.returncode > 1]
+    for result in results:
+        assert "Traceback" not in result.stderr
+        if result.returncode == 1:
+            assert "insufficient points" in result.stderr
+    assert cli.json("balance", "u1")["accounts"][0]["balance"] == 0
+    cli.ok("verify")
+
+
+def test_parallel_issues_never_overdraw_a_limited_source(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Partner")
+    cli.ok("sources", "create", "Ride", "--inventory", "100")
+    results = run_workers(cli.url, [["issue", f"u{i % 4}", "7", "--source", "Ride"]
+                                    for i in range(20)])
+    codes = sorted(result.returncode for result in results)
+    assert codes == [0] * 14 + [1] * 6, [r.stderr for r in results]
+    source = cli.json("sources", "show", "Ride")
+    assert source["inventory"] == 2 and source["status"] == "active"
+    cli.ok("verify")
+
+
+def test_parallel_transfers_both_ways_do_not_deadlock(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Wallet", "--default")
+    cli.ok("sources", "create", "Base")
+    cli.ok("issue", "alice", "1000", "--source", "Base")
+    cli.ok("issue", "bob", "1000", "--source", "Base")
+    commands = []
+    for i in range(24):
+        giver, taker = ("alice", "bob") if i % 2 else ("bob", "alice")
+        commands.append(["transfer", giver, "5", "--from", "Wallet", "--to", "Wallet",
+                         "--to-user", taker])
+    results = run_workers(cli.url, commands)
+    assert [result.returncode for result in results] == [0] * 24, [r.stderr for r in results]
+    total = sum(cli.json("balance", user)["accounts"][0]["balance"] for user in ("alice", "bob"))
+    assert total == 2000
+    cli.ok("verify")
+
+
+def test_parallel_replays_of_one_idempotency_key_apply_once(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Wallet", "--default")
+    cli.ok("sources", "create", "Base")
+    results = run_workers(cli.url, [["issue", "u1", "10", "--source", "Base",
+                                     "--idempotency-key", "batch-7-line-1"]] * 6)
+    assert [result.returncode for result in results] == [0] * 6, [r.stderr for r in results]
+    assert sum("Replayed" in result.stderr for result in results) == 5
+    assert cli.json("balance", "u1")["accounts"][0]["balance"] == 10
