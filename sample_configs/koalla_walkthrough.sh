@@ -24,3 +24,11 @@ pointctl sources list
 pointctl sources show "ride share partner"
 pointctl sources list --status active --format json
 pointctl accounts list --search spendable --format csv
+pointctl issue cust-1042 500 --source "Base Purchases" --account "Spendable - Core" --reference-id order-1 --reference-type Purchase
+pointctl issue cust-1042 120 --source "Koalla Credit Card" --reference-id card-2
+pointctl spend cust-1042 300 --reference-id checkout-9 --idempotency-key checkout-9
+pointctl spend cust-1042 300 --reference-id checkout-9 --idempotency-key checkout-9
+pointctl reverse --reference-id checkout-9 --points 50
+pointctl balance cust-1042
+pointctl report audit --user cust-1042
+pointctl verify

@@ -62,6 +62,9 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
     assert "Upgraded sqlite:///pointctl.db from empty" in result.stderr
     assert "Inventory of 'Ride Share Partner' +10000: now 60000" in result.stderr
     assert "Ride Share Partner" in result.stdout and "unlimited" in result.stdout
+    assert "Replayed (idempotency key seen before): Spent 300 points" in result.stderr
+    assert "Reversed 50 points" in result.stderr
+    assert "Ledger verified: every rule holds" in result.stderr
     # the walkthrough's database matches sample_configs/koalla.toml
     url = f"sqlite:///{tmp_path / 'walkthrough' / 'pointctl.db'}"
     program = tomllib.loads((ROOT / "sample_configs" / "koalla.toml").read_text())
