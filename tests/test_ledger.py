@@ -286,3 +286,14 @@ def test_bad_ledger_input_is_refused_and_changes_nothing(
     assert result.error.startswith("Error: ") and len(result.error.splitlines()) == 1
     assert message in result.error, result.error
     assert snapshot(koalla.url) == before
+
+
+def test_negative_balances_cannot_be_turned_off_while_debt_is_owed(koalla: Cli) -> None:
+    koalla.ok("spend", "u1", "10", "--account", "Core")
+    before = snapshot(koalla.url)
+    refused = koalla("accounts", "edit", "Core", "--no-negative")
+    assert refused.exit_code == 1 and "1 users owe points" in refused.error
+    assert snapshot(koalla.url) == before
+    koalla.ok("issue", "u1", "10", "--source", "Base", "--account", "Core")
+    assert koalla.json("accounts", "edit", "Core", "--no-negative")["allow_negative"] is False
+    verify_clean(koalla)

@@ -12,7 +12,7 @@ from pointctl.core import clock
 from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, RefusedError
 from pointctl.core.validation import check_points, clean_name, name_key
-from pointctl.db.models import Account, AccountSource
+from pointctl.db.models import Account, AccountSource, Balance
 from pointctl.services.lookup import (
     account_by_name,
     dedupe_names,
@@ -204,6 +204,14 @@ def edit_account(
     if is_default is not None:
         account.is_default = is_default
     if allow_negative is not None:
+        if not allow_negative and account.allow_negative:
+            owing = session.exec(select(func.count()).select_from(Balance).where(
+                Balance.account_id == account.id, Balance.debt > 0)).one()
+            if owing:
+                raise RefusedError(
+                    f"{owing} users owe points (debt) in account {account.name!r}; negative "
+                    "balances cannot be turned off until the debts are repaid"
+                )
         account.allow_negative = allow_negative
     if max_balance is not UNSET:
         if max_balance is not None:
