@@ -10,6 +10,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
+# points issued from each source (issues and added adjustments), and taken back by reversals
+ISSUED = """(SELECT source_id, SUM(points) AS points FROM entry
+           WHERE type IN ('issue', 'adjustment') AND points > 0 GROUP BY source_id)"""
+REVERSED = """(SELECT lot.source_id, SUM(draw.points) AS points FROM draw
+             JOIN lot ON lot.id = draw.lot_id WHERE draw.kind = 'reverse'
+             GROUP BY lot.source_id)"""
+
 # (rule, what it says, query returning (subject, detail) rows that break it)
 CHECKS: list[tuple[int, str, str]] = [
     (1, "amounts are non-negative",
@@ -63,12 +70,9 @@ CHECKS: list[tuple[int, str, str]] = [
                'issued ' || COALESCE(i.points, 0) || ' - reversed ' || COALESCE(r.points, 0)
                || ' but lots hold ' || COALESCE(l.points, 0)
         FROM source s
-        LEFT JOIN (SELECT source_id, SUM(points) AS points FROM entry
-                   WHERE type IN ('issue', 'adjustment') AND points > 0 GROUP BY source_id) i
+        LEFT JOIN """ + ISSUED + """ i
                ON i.source_id = s.id
-        LEFT JOIN (SELECT lot.source_id, SUM(draw.points) AS points FROM draw
-                   JOIN lot ON lot.id = draw.lot_id WHERE draw.kind = 'reverse'
-                   GROUP BY lot.source_id) r ON r.source_id = s.id
+        LEFT JOIN """ + REVERSED + """ r ON r.source_id = s.id
         LEFT JOIN (SELECT source_id, SUM(remaining + spent + expired) AS points FROM lot
                    GROUP BY source_id) l ON l.source_id = s.id
         WHERE COALESCE(i.points, 0) - COALESCE(r.points, 0) <> COALESCE(l.points, 0)"""),
@@ -80,12 +84,9 @@ CHECKS: list[tuple[int, str, str]] = [
         FROM source s
         LEFT JOIN (SELECT source_id, SUM(points) AS points FROM entry
                    WHERE type = 'inventory' GROUP BY source_id) v ON v.source_id = s.id
-        LEFT JOIN (SELECT source_id, SUM(points) AS points FROM entry
-                   WHERE type IN ('issue', 'adjustment') AND points > 0 GROUP BY source_id) i
+        LEFT JOIN """ + ISSUED + """ i
                ON i.source_id = s.id
-        LEFT JOIN (SELECT lot.source_id, SUM(draw.points) AS points FROM draw
-                   JOIN lot ON lot.id = draw.lot_id WHERE draw.kind = 'reverse'
-                   GROUP BY lot.source_id) r ON r.source_id = s.id
+        LEFT JOIN """ + REVERSED + """ r ON r.source_id = s.id
         WHERE s.inventory IS NOT NULL
           AND COALESCE(v.points, 0) - COALESCE(i.points, 0) + COALESCE(r.points, 0)
               <> s.inventory"""),
