@@ -82,7 +82,7 @@ def root(
     db: Annotated[str, typer.Option(
         "--db", envvar="POINTCTL_DATABASE_URL", metavar="URL",
         help="Database URL: sqlite:///path.db (default sqlite:///pointctl.db) or "
-             "postgresql://user@host/db.")] = "sqlite:///pointctl.db",
+             "postgresql://user@host/db.")] = state.DEFAULT_URL,
     actor: Annotated[str | None, typer.Option(
         "--actor", envvar="POINTCTL_ACTOR",
         help="Who is acting, recorded on every entry (default: the OS user).")] = None,

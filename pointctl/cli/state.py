@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+DEFAULT_URL = "sqlite:///pointctl.db"
 
 
 def default_actor() -> str:
@@ -20,7 +21,7 @@ def default_actor() -> str:
 
 @dataclass
 class Settings:
-    db_url: str = "sqlite:///pointctl.db"
+    db_url: str = DEFAULT_URL
     actor: str = ""
     debug: bool = False
 

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 T = TypeVar("T")
-DEFAULT_URL = "sqlite:///pointctl.db"
 SQLITE_BUSY_TIMEOUT_S = 30
 UPGRADE_HINT = "run 'pointctl db upgrade'"
 RETRYABLE_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock detected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -22,12 +23,18 @@ def record_entry(
     reference_id: str | None = None,
     reference_type: str | None = None,
     note: str | None = None,
+    related_entry_id: int | None = None,
+    written_off: int = 0,
+    occurred_at: datetime | None = None,
 ) -> Entry:
+    """Append one entry; ``occurred_at`` (the --at time) defaults to now, ``recorded_at`` is
+    always now."""
     moment = clock.now()
     entry = Entry(
         type=type, points=points, actor=actor, user_id=user_id, account_id=account_id,
         source_id=source_id, reference_id=reference_id, reference_type=reference_type,
-        note=note, occurred_at=moment, recorded_at=moment,
+        note=note, related_entry_id=related_entry_id, written_off=written_off,
+        occurred_at=occurred_at or moment, recorded_at=moment,
     )
     session.add(entry)
     session.flush()

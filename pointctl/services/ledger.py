@@ -31,6 +31,7 @@ from pointctl.db.models import (
     Lot,
     Source,
 )
+from pointctl.services.audit import record_entry
 from pointctl.services.idempotency import run_idempotent
 from pointctl.services.lookup import account_by_name, dedupe_names, source_by_name
 
@@ -160,16 +161,14 @@ def _new_entry(session: Session, options: WriteOptions, *, type: str, points: in
                reference_type: str, related_entry_id: int | None = None,
                note: str | None = None, written_off: int = 0,
                reference_id: str | None = None) -> Entry:
-    entry = Entry(
-        type=type, points=points, user_id=user_id, account_id=account_id, source_id=source_id,
+    return record_entry(
+        session, type=type, points=points, actor=options.actor, user_id=user_id,
+        account_id=account_id, source_id=source_id,
         reference_id=options.reference_id or reference_id,
-        reference_type=options.reference_type or reference_type,
-        note=note, related_entry_id=related_entry_id, written_off=written_off,
-        actor=options.actor, occurred_at=options.moment, recorded_at=clock.now(),
+        reference_type=options.reference_type or reference_type, note=note,
+        related_entry_id=related_entry_id, written_off=written_off,
+        occurred_at=options.moment,
     )
-    session.add(entry)
-    session.flush()
-    return entry
 
 
 def _credit(session: Session, *, balance: Balance, account: Account, source_id: int,
@@ -408,10 +407,15 @@ def _issue_left(session: Session, entry: Entry) -> int:
     return entry.points - int(reversed_so_far)
 
 
+def _restored_per_draw() -> Any:
+    """How much of each draw later restore draws gave back: (reverses_draw_id, points)."""
+    return (select(Draw.reverses_draw_id, func.sum(Draw.points).label("points"))
+            .where(Draw.kind == "restore").group_by(Draw.reverses_draw_id).subquery())
+
+
 def _spend_draws_left(session: Session, entry: Entry) -> list[tuple[Draw, int]]:
     """The spend's draws, last drawn first, each with what is still unrestored."""
-    restored = (select(Draw.reverses_draw_id, func.sum(Draw.points).label("points"))
-                .where(Draw.kind == "restore").group_by(Draw.reverses_draw_id).subquery())
+    restored = _restored_per_draw()
     rows = session.exec(
         select(Draw, func.coalesce(restored.c.points, 0))
         .outerjoin(restored, restored.c.reverses_draw_id == Draw.id)
@@ -424,8 +428,7 @@ def _spend_draws_left(session: Session, entry: Entry) -> list[tuple[Draw, int]]:
 def _restore_repaid_debt(session: Session, entry: Entry, user_id: str, account_id: int,
                          points: int) -> int:
     """Debt already repaid by later credits: give those repayments back, newest first."""
-    restored = (select(Draw.reverses_draw_id, func.sum(Draw.points).label("points"))
-                .where(Draw.kind == "restore").group_by(Draw.reverses_draw_id).subquery())
+    restored = _restored_per_draw()
     rows = session.exec(
         select(Draw, Lot, func.coalesce(restored.c.points, 0))
         .join(Lot, Lot.id == Draw.lot_id)
