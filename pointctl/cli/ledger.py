@@ -69,7 +69,8 @@ def issue(
         "--account", "-a", help="Target account (optional when the source links exactly one "
         "active account).")] = None,
     clamp: Annotated[bool, typer.Option(
-        "--clamp", help="Issue only what inventory and max balance allow instead of refusing."
+        "--clamp", help="Issue only what restrictions, inventory and max balance allow instead of "
+        "refusing (nothing allowed is still refused)."
     )] = False,
     reference_id: ReferenceIdOption = None,
     reference_type: ReferenceTypeOption = None,
@@ -84,7 +85,7 @@ def issue(
     note = (f"Issued {result['points']} points from {result['source']!r} to {result['user']} "
             f"in {result['account']!r} (entry {result['entry']}); balance {result['balance']}")
     if result["clamped"]:
-        note += f"; clamped from {result['requested']}"
+        note += f"; clamped from {result['requested']} ({result['clamped_by']})"
     if result["debt_repaid"]:
         note += f"; {result['debt_repaid']} repaid debt"
     if result["pending_until"]:

@@ -105,9 +105,14 @@ def list_(
 
 @app.command()
 def show(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
-    """Show one point source: status, inventory, linked accounts and inventory history."""
+    """Show one point source: status, inventory, linked accounts, restrictions and inventory
+    history."""
     record = state.call(_services().show_source, write=False, name=name)
     emit_record(_display(record, fmt), fmt, FIELDS, title=f"Source {record['name']}")
+    if fmt is OutputFormat.table and record["restrictions"]:
+        from pointctl.cli.restrictions import COLUMNS
+
+        emit_rows(record["restrictions"], fmt, COLUMNS, title="Restrictions")
     if fmt is OutputFormat.table and record["inventory_history"]:
         emit_rows(record["inventory_history"], fmt, HISTORY_COLUMNS, title="Inventory history")
 

@@ -29,6 +29,8 @@ UtcTime = DateTime(timezone=False)
 
 ACCOUNT_STATUSES = ("active", "inactive")
 SOURCE_STATUSES = ("active", "paused", "archived")
+# a literal, not a bound parameter, so that both planners match the partial indexes
+ISSUES_ONLY = text("type = 'issue'")
 
 
 class Account(SQLModel, table=True):
@@ -61,6 +63,23 @@ class Source(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
+class Restriction(SQLModel, table=True):
+    """A frequency limit on a source (SPEC §5): at most ``max_points`` issued in any rolling
+    window of ``per``, to each customer (``per_customer``) or to all together."""
+
+    __tablename__ = "restriction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("source.id"), nullable=False, index=True)
+    )
+    max_points: int = Field(sa_type=BigInteger, nullable=False)
+    per: str = Field(sa_type=String(32), nullable=False)  # a canonical duration: "1d", "12h"
+    per_customer: bool = Field(nullable=False)
+    created_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
 class AccountSource(SQLModel, table=True):
     """Which sources may deposit into which accounts."""
 
@@ -84,6 +103,11 @@ class Entry(SQLModel, table=True):
         Index("ix_entry_reference_id", "reference_id"),
         Index("ix_entry_related_entry_id", "related_entry_id"),
         Index("ix_entry_occurred_at", "occurred_at"),
+        # the window sums of restrictions (SPEC §5): index-only range scans over issues
+        Index("ix_entry_issue_source_time", "source_id", "occurred_at", "points",
+              sqlite_where=ISSUES_ONLY, postgresql_where=ISSUES_ONLY),
+        Index("ix_entry_issue_source_user_time", "source_id", "user_id", "occurred_at",
+              "points", sqlite_where=ISSUES_ONLY, postgresql_where=ISSUES_ONLY),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))

@@ -31,6 +31,7 @@ from pointctl.db.models import (
     Lot,
     Source,
 )
+from pointctl.services import restrictions
 from pointctl.services.audit import record_entry
 from pointctl.services.idempotency import run_idempotent
 from pointctl.services.lookup import account_by_name, dedupe_names, source_by_name
@@ -97,12 +98,12 @@ def lock_balances(session: Session, keys: Sequence[tuple[str, int]], moment: dat
     return locked
 
 
-def lock_source(session: Session, source: Source) -> Source:
-    """Re-read the source under a lock: exclusive when inventory is limited (we will change it),
-    shared otherwise (no concurrent pause or archive while we issue, but issues run in
-    parallel)."""
+def lock_source(session: Session, source: Source, *, exclusive: bool = False) -> Source:
+    """Re-read the source under a lock: exclusive when inventory is limited (we will change it)
+    or when asked (a system restriction), shared otherwise (no concurrent pause, archive or
+    restriction change while we issue, but issues run in parallel)."""
     query = select(Source).where(Source.id == source.id).execution_options(populate_existing=True)
-    query = query.with_for_update(read=source.inventory is None)
+    query = query.with_for_update(read=not exclusive and source.inventory is None)
     return session.exec(query).scalar_one()
 
 
@@ -256,11 +257,20 @@ def issue(session: Session, *, user: str, points: int, source: str, account: str
         target = _issue_target(session, found, account)
         moment = options.moment
         balance = lock_balances(session, [(user, target.id)], moment)[(user, target.id)]
-        locked = lock_source(session, found)
+        limited = entry_type == "issue"  # restrictions limit issues, not manual adjustments
+        exclusive = found.inventory is not None or (
+            limited and restrictions.has_system_restriction(session, found.id))
+        locked = lock_source(session, found, exclusive=exclusive)
         if locked.status != "active":
             raise RefusedError(f"source {locked.name!r} is {locked.status}; only active sources "
                                "issue points")
         allowed, limits = points, []
+        if limited:
+            for rule in restrictions.check_issue(session, source=locked, user=user,
+                                                 moment=moment, exclusive=exclusive):
+                if rule.allowed < allowed:
+                    allowed = rule.allowed
+                    limits.append(rule.reason(locked.name, user))
         if locked.inventory is not None and locked.inventory < allowed:
             allowed = locked.inventory
             limits.append(f"source {locked.name!r} has {locked.inventory} points of inventory")
@@ -289,7 +299,9 @@ def issue(session: Session, *, user: str, points: int, source: str, account: str
         return {
             "entry": entry.id, "type": entry_type, "user": user, "account": target.name,
             "source": locked.name, "points": allowed, "requested": points,
-            "clamped": allowed < points, "debt_repaid": repaid, "lot": lot.id,
+            "clamped": allowed < points,
+            "clamped_by": "; ".join(limits) if allowed < points else None,
+            "debt_repaid": repaid, "lot": lot.id,
             "pending_until": clock.format_time(lot.available_at)
             if lot.available_at > moment else None,
             "balance": _balance_after(session, balance, moment),

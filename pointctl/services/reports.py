@@ -17,7 +17,7 @@ from pointctl.db.models import Account, Entry, Lot, Source
 from pointctl.services.lookup import account_by_name, source_by_name
 
 ENTRY_TYPES = ("issue", "spend", "reversal", "adjustment", "transfer", "expiration", "rollover",
-               "reactivation", "inventory")
+               "reactivation", "inventory", "restriction")
 CREDIT_TYPES = ("issue", "adjustment", "transfer", "rollover", "reactivation")  # make lots
 MAX_LIMIT = 100_000
 

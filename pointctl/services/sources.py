@@ -16,6 +16,7 @@ from pointctl.core import clock
 from pointctl.core.errors import InvalidInputError, RefusedError
 from pointctl.core.validation import MAX_POINTS, check_points, clean_name, name_key
 from pointctl.db.models import Account, AccountSource, Source
+from pointctl.services import restrictions
 from pointctl.services.audit import inventory_history, record_entry
 from pointctl.services.lookup import (
     account_by_name,
@@ -133,6 +134,7 @@ def list_sources(
 def show_source(session: Session, *, name: str) -> dict[str, Any]:
     source = source_by_name(session, name)
     return {**describe_source(session, source),
+            "restrictions": restrictions.by_source(session, source),
             "inventory_history": inventory_history(session, source_id=source.id)}
 
 
