@@ -57,7 +57,8 @@ def test_add_list_edit_delete_are_recorded_with_the_actor(ride: Cli) -> None:
     assert [r["id"] for r in restrictions(ride)] == [1]
 
     log = ride.json("report", "audit", "--type", "restriction")
-    assert [(e["reference_id"], e["reference_type"], e["actor"], e["modification"]) for e in log] == [
+    assert [(e["reference_id"], e["reference_type"], e["actor"], e["modification"])
+            for e in log] == [
         ("2", "Restriction Deleted", "ops-cleo", 0),
         ("2", "Restriction Changed", "tester", 0),
         ("1", "Restriction Changed", "ops-ben", 0),
@@ -91,7 +92,8 @@ def test_adding_the_same_restriction_twice_is_a_no_op_and_a_different_max_is_ref
     (["add", "Ride Share", "--max-points", "0", "--per", "1d"], 2,
      "--max-points must be positive, got 0"),
     (["add", "Ride Share", "--max-points", "-5", "--per", "1d"], 2, "--max-points"),
-    (["add", "Ride Share", "--max-points", "ten", "--per", "1d"], 2, "Invalid value for '--max-points'"),
+    (["add", "Ride Share", "--max-points", "ten", "--per", "1d"], 2,
+     "Invalid value for '--max-points'"),
     (["add", "Ride Share", "--max-points", "100", "--per", "5m"], 2, "'m' is ambiguous"),
     (["add", "Ride Share", "--max-points", "100", "--per", "-1d"], 2,
      "must be greater than zero"),

@@ -35,7 +35,8 @@ def audit(
     source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
     entry_type: Annotated[list[str] | None, typer.Option(
         "--type", "-t", help="Only these entry types (repeatable): issue, spend, reversal, "
-        "adjustment, transfer, expiration, rollover, reactivation, inventory, restriction.")] = None,
+        "adjustment, transfer, expiration, rollover, reactivation, inventory, restriction."
+    )] = None,
     reference_id: Annotated[str | None, typer.Option("--reference-id")] = None,
     start: Annotated[datetime | None, typer.Option(
         "--from", formats=["%Y-%m-%d"], help="From this day (inclusive, UTC).")] = None,
