@@ -6,6 +6,7 @@ and PostgreSQL's row locks are what keep the result exact.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -118,3 +119,54 @@ def test_parallel_replays_of_one_idempotency_key_apply_once(cli: Cli) -> None:
     assert [result.returncode for result in results] == [0] * 6, [r.stderr for r in results]
     assert sum("Replayed" in result.stderr for result in results) == 5
     assert cli.json("balance", "u1")["accounts"][0]["balance"] == 10
+
+
+# --- restrictions (SPEC §5): parallel issues never exceed a limit together -----------------
+
+def _balances(cli: Cli, users: list[str]) -> int:
+    total = 0
+    for user in users:
+        result = cli("balance", user, "--format", "json")
+        if result.exit_code == 3:  # never received anything
+            continue
+        total += sum(account["balance"] for account in json.loads(result.stdout)["accounts"])
+    return total
+
+
+def test_parallel_issues_never_exceed_a_system_limit(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Partner", "--default")
+    cli.ok("sources", "create", "Ride Share")
+    cli.ok("restrictions", "add", "Ride Share", "--max-points", "500", "--per", "1d")
+    users = [f"rider-{i}" for i in range(20)]
+    results = run_workers(cli.url, [["issue", user, "40", "--source", "Ride Share", "--clamp"]
+                                    for user in users])
+    codes = sorted(result.returncode for result in results)
+    # twelve whole issues of 40, one clamped to 20, seven refused with nothing left
+    assert codes == [0] * 13 + [1] * 7, [r.stderr for r in results if r.returncode > 1]
+    for result in results:
+        assert "Traceback" not in result.stderr
+        if result.returncode == 1:
+            assert "has 500 used, 0 more allowed" in result.stderr
+    assert sum("clamped from 40" in result.stderr for result in results) == 1
+    assert _balances(cli, users) == 500
+    assert cli.json("restrictions", "list")[0]["used"] == 500  # type: ignore[index]
+
+
+def test_parallel_issues_to_one_customer_through_two_accounts_hold_a_per_customer_limit(
+        cli: Cli) -> None:
+    # two target accounts: the balance-row lock alone would not serialise these issues
+    cli.ok("accounts", "create", "Core")
+    cli.ok("accounts", "create", "Partner")
+    cli.ok("sources", "create", "Ride Share")
+    cli.ok("restrictions", "add", "Ride Share", "--max-points", "100", "--per", "1d",
+           "--per-customer")
+    commands = [["issue", "cust-1", "30", "--source", "Ride Share", "--account",
+                 ("Core", "Partner")[i % 2], "--clamp"] for i in range(12)]
+    commands += [["issue", f"other-{i}", "100", "--source", "Ride Share", "--account", "Core"]
+                 for i in range(4)]
+    results = run_workers(cli.url, commands)
+    assert all(result.returncode in (0, 1) for result in results), [
+        (r.returncode, r.stderr) for r in results]
+    assert [r.returncode for r in results[12:]] == [0] * 4  # other customers are unaffected
+    assert sorted(r.returncode for r in results[:12]) == [0] * 4 + [1] * 8
+    assert _balances(cli, ["cust-1"]) == 100

@@ -205,12 +205,13 @@ def _locked(session: Session, restriction_id: int) -> tuple[Restriction, Source]
 
     found = get()
     if found is not None:
-        session.exec(select(Source.id).where(Source.id == found.source_id).with_for_update())
+        source = session.exec(select(Source).where(Source.id == found.source_id)
+                              .with_for_update()).scalar_one()
         found = get()  # it may have been deleted while we waited
-    if found is None:
-        raise NotFoundError(f"no restriction with id {restriction_id} (see 'pointctl "
-                            "restrictions list')")
-    return found, session.get(Source, found.source_id)
+        if found is not None:
+            return found, source
+    raise NotFoundError(f"no restriction with id {restriction_id} (see 'pointctl restrictions "
+                        "list')")
 
 
 def _twin(session: Session, *, source_id: int, per: str, per_customer: bool,
