@@ -19,6 +19,8 @@ pointctl sources create "Koalla Credit Card" --link "Spendable - Core"
 pointctl sources create "Ride Share Partner" --inventory 50000 --link "Spendable - Partner"
 pointctl sources create "Tier Qualifying Points" --link "Tier Qualifying"
 pointctl sources inventory "Ride Share Partner" --adjust +10000 --reason "Q4 budget top-up"
+pointctl restrictions add "Ride Share Partner" --max-points 100 --per 1d --per-customer
+pointctl restrictions add "Ride Share Partner" --max-points 50000 --per 1d
 pointctl accounts list
 pointctl sources list
 pointctl sources show "ride share partner"
@@ -29,6 +31,9 @@ pointctl issue cust-1042 120 --source "Koalla Credit Card" --reference-id card-2
 pointctl spend cust-1042 300 --reference-id checkout-9 --idempotency-key checkout-9
 pointctl spend cust-1042 300 --reference-id checkout-9 --idempotency-key checkout-9
 pointctl reverse --reference-id checkout-9 --points 50
+pointctl issue cust-1042 80 --source "Ride Share Partner" --reference-id ride-1
+pointctl issue cust-1042 50 --source "Ride Share Partner" --reference-id ride-2 --clamp
+pointctl restrictions list "Ride Share Partner" --user cust-1042
 pointctl balance cust-1042
 pointctl report audit --user cust-1042
 pointctl verify

@@ -87,9 +87,16 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
     assert set(sources) == {s["name"] for s in program["sources"]}
     for wanted in program["sources"]:
         have = sources[wanted["name"]]
-        inventory = None if wanted["inventory"] == "unlimited" else wanted["inventory"]
-        assert have["inventory"] == inventory
+        issued = sum(entry["modification"] for entry in pointctl_json(
+            "report", "audit", "--source", wanted["name"], "--type", "issue"))
+        if wanted["inventory"] == "unlimited":
+            assert have["inventory"] is None
+        else:  # the file holds the inventory of the set-up, before the walkthrough's issues
+            assert have["inventory"] + issued == wanted["inventory"]
         assert sorted(have["accounts"]) == sorted(wanted["accounts"])
+        limits = pointctl_json("restrictions", "list", wanted["name"])
+        assert [(r["max_points"], r["per"], r["scope"] == "per customer") for r in limits] == [
+            (r["max_points"], r["per"], r["per_customer"]) for r in wanted.get("restrictions", [])]
 
 
 def test_python_api_example(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
