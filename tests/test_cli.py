@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from pointctl import __version__
+from pointctl.db import SCHEMA_HEAD
 from pointctl.db.session import parse_url
 from tests.helpers import Cli
 
@@ -71,11 +72,11 @@ def test_missing_schema_exits_4_and_creates_nothing(empty_db_url: str, tmp_path:
 def test_upgrade_then_status_then_upgrade_again(empty_db_url: str) -> None:
     cli = Cli(empty_db_url)
     first = cli.ok("db", "upgrade")
-    assert "from empty to 0002_ledger" in first.error
+    assert f"from empty to {SCHEMA_HEAD}" in first.error
     status = cli.json("db", "status")
-    assert status["current"] == status["head"] == "0002_ledger"
+    assert status["current"] == status["head"] == SCHEMA_HEAD
     assert status["up_to_date"] is True
-    assert "already at 0002_ledger" in cli.ok("db", "upgrade").error
+    assert f"already at {SCHEMA_HEAD}" in cli.ok("db", "upgrade").error
     cli.ok("accounts", "create", "Core")
 
 
