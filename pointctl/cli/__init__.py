@@ -98,13 +98,14 @@ def root(
 
 
 def _register() -> None:
-    from pointctl.cli import accounts, db, ledger, report, restrictions, sources
+    from pointctl.cli import accounts, batch, db, ledger, report, restrictions, sources
 
     app.add_typer(db.app, name="db")
     app.add_typer(accounts.app, name="accounts")
     app.add_typer(sources.app, name="sources")
     app.add_typer(restrictions.app, name="restrictions")
     ledger.register(app)
+    batch.register(app)
     app.add_typer(report.app, name="report")
     report.register(app)
 

@@ -28,14 +28,21 @@ def request_hash(operation: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def run_idempotent(session: Session, *, key: str | None, operation: str,
-                   request: dict[str, Any], work: Callable[[], dict[str, Any]]
-                   ) -> dict[str, Any]:
+def check_key(key: str | None) -> str | None:
     if key is None:
-        return {**work(), "replay": False}
+        return None
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInputError(f"--idempotency-key must be 1 to {MAX_KEY_LENGTH} characters")
+    return key
+
+
+def run_idempotent(session: Session, *, key: str | None, operation: str,
+                   request: dict[str, Any], work: Callable[[], dict[str, Any]]
+                   ) -> dict[str, Any]:
+    key = check_key(key)
+    if key is None:
+        return {**work(), "replay": False}
     digest = request_hash(operation, request)
     existing = session.get(IdempotencyRecord, key)
     if existing is not None:

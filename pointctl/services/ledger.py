@@ -23,7 +23,6 @@ from pointctl.core.errors import InvalidInputError, NotFoundError, RefusedError
 from pointctl.core.validation import MAX_POINTS, check_points
 from pointctl.db.models import (
     Account,
-    AccountSource,
     Activity,
     Balance,
     Draw,
@@ -31,53 +30,12 @@ from pointctl.db.models import (
     Lot,
     Source,
 )
-from pointctl.services import restrictions
 from pointctl.services.audit import record_entry
 from pointctl.services.idempotency import run_idempotent
-from pointctl.services.lookup import account_by_name, dedupe_names, source_by_name
+from pointctl.services.lookup import account_by_name, dedupe_names
+from pointctl.services.writes import DEFAULT_REFERENCE_TYPES, WriteOptions, clean_user
 
-DEFAULT_REFERENCE_TYPES = {
-    "issue": "Point Issuance",
-    "spend": "Point Redemption",
-    "reversal": "Point Reversal",
-    "adjust_add": "Manual Point Adjustment (add)",
-    "adjust_subtract": "Manual Point Adjustment (subtract)",
-    "transfer": "Point Transfer",
-}
-MAX_USER_LENGTH = 200
-
-
-@dataclass(frozen=True)
-class WriteOptions:
-    """What every write accepts (SPEC §7): references, idempotency, time and actor."""
-
-    actor: str
-    at: datetime | None = None
-    reference_id: str | None = None
-    reference_type: str | None = None
-    idempotency_key: str | None = None
-
-    @property
-    def moment(self) -> datetime:
-        return self.at or clock.now()
-
-    def request(self) -> dict[str, Any]:
-        """The parts of the options that make two requests different (not the actor, and not
-        a defaulted time, so that a retried script matches its first run)."""
-        return {"at": self.at.isoformat() if self.at else None,
-                "reference_id": self.reference_id, "reference_type": self.reference_type}
-
-
-def clean_user(user: str, *, what: str = "user") -> str:
-    cleaned = (user or "").strip()
-    if not cleaned:
-        raise InvalidInputError(f"{what} must not be empty")
-    if len(cleaned) > MAX_USER_LENGTH:
-        raise InvalidInputError(f"{what} is longer than {MAX_USER_LENGTH} characters")
-    if any(not ch.isprintable() for ch in cleaned):
-        raise InvalidInputError(f"{what} {cleaned!r} contains control characters")
-    return cleaned
-
+__all__ = ["DEFAULT_REFERENCE_TYPES", "WriteOptions", "clean_user"]  # re-exported
 
 # --- locking and balances -------------------------------------------------------------------
 
@@ -217,99 +175,25 @@ def _usable_account(account: Account, *, action: str) -> None:
 
 # --- issue ---------------------------------------------------------------------------------
 
-def _linked_active_accounts(session: Session, source: Source) -> list[Account]:
-    return list(session.exec(
-        select(Account).join(AccountSource, AccountSource.account_id == Account.id)
-        .where(AccountSource.source_id == source.id, Account.status == "active")
-        .order_by(col(Account.id))
-    ).scalars().all())
-
-
-def _issue_target(session: Session, source: Source, account_name: str | None) -> Account:
-    if account_name is None:
-        accounts = _linked_active_accounts(session, source)
-        if len(accounts) != 1:
-            names = ", ".join(a.name for a in accounts) or "none"
-            raise InvalidInputError(
-                f"source {source.name!r} links {len(accounts)} active accounts ({names}); "
-                "name one with --account"
-            )
-        return accounts[0]
-    account = account_by_name(session, account_name)
-    if session.get(AccountSource, (account.id, source.id)) is None:
-        raise RefusedError(f"source {source.name!r} is not linked to account {account.name!r}")
-    _usable_account(account, action="new points")
-    return account
-
-
 def issue(session: Session, *, user: str, points: int, source: str, account: str | None = None,
           clamp: bool = False, options: WriteOptions, entry_type: str = "issue",
           reference_type: str | None = None, note: str | None = None) -> dict[str, Any]:
-    """Issue points from a source into a user's account (also the add side of ``adjust``)."""
-    user = clean_user(user)
-    check_points(points, what="points")
-    request = {"user": user, "points": points, "source": source.casefold(),
-               "account": account.casefold() if account else None, "clamp": clamp,
-               "note": note, **options.request()}
+    """Issue points from a source into a user's account (also the add side of ``adjust``):
+    a chunk of one request for the issuing engine (``pointctl.services.issuing``)."""
+    from pointctl.services.issuing import IssueRequest
 
-    def work() -> dict[str, Any]:
-        found = source_by_name(session, source)
-        target = _issue_target(session, found, account)
-        moment = options.moment
-        balance = lock_balances(session, [(user, target.id)], moment)[(user, target.id)]
-        limited = entry_type == "issue"  # restrictions limit issues, not manual adjustments
-        exclusive = found.inventory is not None or (
-            limited and restrictions.has_system_restriction(session, found.id))
-        locked = lock_source(session, found, exclusive=exclusive)
-        if locked.status != "active":
-            raise RefusedError(f"source {locked.name!r} is {locked.status}; only active sources "
-                               "issue points")
-        allowed, limits = points, []
-        if limited:
-            for rule in restrictions.check_issue(session, source=locked, user=user,
-                                                 moment=moment, exclusive=exclusive):
-                if rule.allowed < allowed:
-                    allowed = rule.allowed
-                    limits.append(rule.reason(locked.name, user))
-        if locked.inventory is not None and locked.inventory < allowed:
-            allowed = locked.inventory
-            limits.append(f"source {locked.name!r} has {locked.inventory} points of inventory")
-        if target.max_balance is not None:
-            current = account_state(session, user, target.id, moment).total - balance.debt
-            room = max(0, target.max_balance - current)
-            if room < allowed:
-                allowed = room
-                limits.append(f"{user} has {current} of max balance {target.max_balance} in "
-                              f"{target.name!r} (room for {room})")
-        if allowed < points and (not clamp or allowed == 0):
-            hint = "" if clamp else f"; --clamp issues the {allowed} allowed" if allowed else ""
-            raise RefusedError(f"cannot issue {points} points: {'; '.join(limits)}{hint}")
-        entry = _new_entry(session, options, type=entry_type, points=allowed, user_id=user,
-                           account_id=target.id, source_id=locked.id, note=note,
-                           reference_type=reference_type or DEFAULT_REFERENCE_TYPES["issue"])
-        lot, repaid = _credit(session, balance=balance, account=target, source_id=locked.id,
-                              points=allowed, entry=entry, moment=moment)
-        paused = False
-        if locked.inventory is not None:
-            locked.inventory -= allowed
-            if locked.inventory == 0:
-                locked.status, paused = "paused", True
-            locked.updated_at = clock.now()
-            session.add(locked)
-        return {
-            "entry": entry.id, "type": entry_type, "user": user, "account": target.name,
-            "source": locked.name, "points": allowed, "requested": points,
-            "clamped": allowed < points,
-            "clamped_by": "; ".join(limits) if allowed < points else None,
-            "debt_repaid": repaid, "lot": lot.id,
-            "pending_until": clock.format_time(lot.available_at)
-            if lot.available_at > moment else None,
-            "balance": _balance_after(session, balance, moment),
-            "inventory": locked.inventory, "source_paused": paused,
-        }
+    return _issue_one(session, IssueRequest(
+        user=user, points=points, source=source, account=account, clamp=clamp, options=options,
+        entry_type=entry_type, reference_type=reference_type, note=note))
 
-    return run_idempotent(session, key=options.idempotency_key, operation=entry_type,
-                          request=request, work=work)
+
+def _issue_one(session: Session, request: Any) -> dict[str, Any]:
+    from pointctl.services.issuing import issue_many
+
+    (outcome,) = issue_many(session, [request])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return {**outcome, "replay": outcome.get("replay", False)}
 
 
 # --- spend ---------------------------------------------------------------------------------
@@ -571,6 +455,20 @@ def _reverse_spend(session: Session, target: Entry, points: int, balance: Balanc
 
 # --- adjust and transfer -------------------------------------------------------------------
 
+def adjust_add_request(*, user: str, points: int, account: str, reason: str,
+                       source: str | None, options: WriteOptions) -> Any:
+    """adjust +N is an issue from a source (an "adjustment" entry, not limited by
+    restrictions)."""
+    from pointctl.services.issuing import IssueRequest
+
+    if source is None:
+        raise InvalidInputError("adding points needs --source: points always come from a "
+                                "source")
+    return IssueRequest(user=user, points=points, source=source, account=account,
+                        options=options, entry_type="adjustment", note=reason,
+                        reference_type=DEFAULT_REFERENCE_TYPES["adjust_add"])
+
+
 def adjust(session: Session, *, user: str, points: int, account: str, reason: str,
            source: str | None = None, options: WriteOptions) -> dict[str, Any]:
     """A manual correction: +N from a source (like an issue), or -N drawn FIFO from the
@@ -582,12 +480,9 @@ def adjust(session: Session, *, user: str, points: int, account: str, reason: st
     if not reason:
         raise InvalidInputError("--reason is required: say why the balance is corrected")
     if points > 0:
-        if source is None:
-            raise InvalidInputError("adding points needs --source: points always come from a "
-                                    "source")
-        return issue(session, user=user, points=points, source=source, account=account,
-                     options=options, entry_type="adjustment", note=reason,
-                     reference_type=DEFAULT_REFERENCE_TYPES["adjust_add"])
+        return _issue_one(session, adjust_add_request(
+            user=user, points=points, account=account, reason=reason, source=source,
+            options=options))
     user = clean_user(user)
     request = {"user": user, "points": points, "account": account.casefold(), "reason": reason,
                **options.request()}

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import zlib
 from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
@@ -100,8 +102,10 @@ def lock_customer(session: Session, source_id: int, user: str) -> None:
 
 
 def allowance(session: Session, restriction: Restriction, *, source_id: int, user: str,
-              moment: datetime) -> Allowance:
-    """How much an issue to ``user`` at ``moment`` may still bring under ``restriction``.
+              moment: datetime, pending: Sequence[tuple[datetime, int]] = ()) -> Allowance:
+    """How much an issue to ``user`` at ``moment`` may still bring under ``restriction``;
+    ``pending`` are the (time, points) of issues of the same scope decided earlier in this
+    transaction but not written yet.
 
     The usual case (no counted issue after ``moment``) is one indexed SUM over the window ending
     at ``moment``. A backdated issue must also fit every later window that would contain it, so
@@ -115,14 +119,15 @@ def allowance(session: Session, restriction: Restriction, *, source_id: int, use
                func.count(case((occurred > moment, 1))))
         .where(*where, occurred > start, occurred < end)
     ).one()
-    used = int(used)
-    if later:
-        used = _busiest_window(session, where, per, moment, start, end)
+    used = int(used) + sum(points for at, points in pending if start < at <= moment)
+    if later or any(moment < at < end for at, _ in pending):
+        used = _busiest_window(session, where, per, moment, start, end, pending)
     return Allowance(restriction, used, max(0, restriction.max_points - used))
 
 
 def _busiest_window(session: Session, where: list[Any], per: Duration, moment: datetime,
-                    start: datetime, end: datetime) -> int:
+                    start: datetime, end: datetime,
+                    pending: Sequence[tuple[datetime, int]]) -> int:
     """The largest sum over the windows (s - per, s] that contain ``moment`` (s from ``moment``
     to the last counted issue before ``end``)."""
     occurred = col(Entry.occurred_at)
@@ -130,8 +135,11 @@ def _busiest_window(session: Session, where: list[Any], per: Duration, moment: d
         select(occurred, func.sum(Entry.points)).where(*where, occurred > start, occurred < end)
         .group_by(occurred).order_by(occurred)
     ).all()
-    times = [row[0] for row in rows]
-    totals = [0, *accumulate(int(row[1]) for row in rows)]
+    merged: dict[datetime, int] = defaultdict(int)
+    for at, points in [*rows, *((at, p) for at, p in pending if start < at < end)]:
+        merged[at] += int(points)
+    times = sorted(merged)
+    totals = [0, *accumulate(merged[at] for at in times)]
     busiest = 0
     for stop in [moment, *(t for t in times if t > moment)]:
         first = per.subtract_from(stop)

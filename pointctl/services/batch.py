@@ -1,0 +1,247 @@
+"""``pointctl batch``: ledger operations read from JSON Lines or CSV, applied in chunks.
+
+Every operation goes through the same service as its single command: runs of issues (and
+adjust +N) through the chunk-wise issuing engine, the others one by one in a savepoint, so a
+refused operation leaves the rest of its chunk alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from sqlmodel import Session
+
+from pointctl.core.clock import parse_time
+from pointctl.core.errors import InvalidInputError, PointctlError
+from pointctl.core.validation import MAX_POINTS
+from pointctl.services import ledger
+from pointctl.services.issuing import IssueRequest, Outcome, issue_many
+from pointctl.services.writes import WriteOptions
+
+OPS = ("issue", "spend", "reverse", "adjust", "transfer", "activity")
+FIELDS = ("op", "user", "points", "source", "account", "to_account", "to_user", "entry",
+          "reference_id", "reference_type", "idempotency_key", "at", "reason", "event", "clamp")
+TEXT_FIELDS = frozenset(FIELDS) - {"points", "entry", "clamp"}
+REQUIRED = {
+    "issue": ("user", "points", "source"),
+    "spend": ("user", "points"),
+    "reverse": (),
+    "adjust": ("user", "points", "account", "reason"),
+    "transfer": ("user", "points", "account", "to_account"),
+    "activity": ("user", "event"),
+}
+MAX_TEXT = 1000
+
+
+@dataclass(frozen=True)
+class Op:
+    """One checked line of the file."""
+
+    line: int
+    op: str
+    fields: dict[str, Any]
+    at: datetime | None
+
+    def get(self, name: str) -> Any:
+        return self.fields.get(name)
+
+    def options(self, actor: str) -> WriteOptions:
+        return WriteOptions(actor=actor, at=self.at, reference_id=self.get("reference_id"),
+                            reference_type=self.get("reference_type"),
+                            idempotency_key=self.get("idempotency_key"))
+
+
+class LineError(InvalidInputError):
+    def __init__(self, line: int, message: str, raw: Any = None) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line, self.reason, self.raw = line, message, raw
+
+
+# --- reading -------------------------------------------------------------------------------
+
+def input_format(name: str) -> str:
+    """jsonl or csv, from a file name."""
+    lowered = name.lower()
+    if lowered.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if lowered.endswith(".csv"):
+        return "csv"
+    raise InvalidInputError(f"cannot tell the format of {name!r} from its name; "
+                            "give --input-format jsonl or csv")
+
+
+def read(stream: IO[str], fmt: str) -> Iterator[tuple[int, Any]]:
+    """(line number, raw object) for every operation of the file; a file-level problem (a CSV
+    header without ``op`` or with unknown columns) raises InvalidInputError."""
+    if fmt == "jsonl":
+        for number, text in enumerate(stream, start=1):
+            if text.strip():
+                yield number, text
+        return
+    reader = csv.DictReader(stream)
+    header = reader.fieldnames or []
+    if "op" not in header:
+        raise InvalidInputError("the CSV file has no header row with an 'op' column")
+    unknown = [name for name in header if name not in FIELDS]
+    if unknown:
+        raise InvalidInputError(f"unknown CSV column {', '.join(map(repr, unknown))}; "
+                                f"columns are {', '.join(FIELDS)}")
+    for row in reader:
+        if None in row:
+            raise LineError(reader.line_num, "more cells than header columns", row)
+        yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "")}
+
+
+def check(number: int, raw: Any, fmt: str) -> Op:
+    """A raw line as a checked operation, or LineError saying what is wrong with it."""
+    if fmt == "jsonl":
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise LineError(number, f"invalid JSON: {error.msg} (column {error.colno})",
+                            raw.rstrip("\n")) from None
+        if not isinstance(value, dict):
+            raise LineError(number, "expected a JSON object", raw.rstrip("\n"))
+    else:
+        value = raw
+    try:
+        return _check_fields(number, value, from_csv=fmt == "csv")
+    except InvalidInputError as error:
+        raise LineError(number, str(error), value) from None
+
+
+def _check_fields(number: int, value: dict[str, Any], *, from_csv: bool) -> Op:
+    unknown = sorted(set(value) - set(FIELDS))
+    if unknown:
+        raise InvalidInputError(f"unknown field {', '.join(map(repr, unknown))}")
+    op = value.get("op")
+    if op not in OPS:
+        raise InvalidInputError(f"'op' must be one of {', '.join(OPS)}, not {op!r}")
+    fields: dict[str, Any] = {}
+    for name, item in value.items():
+        if item is None:
+            continue
+        if name in TEXT_FIELDS:
+            if not isinstance(item, str):
+                raise InvalidInputError(f"{name!r} must be a string, not {_kind(item)}")
+            if len(item) > MAX_TEXT:
+                raise InvalidInputError(f"{name!r} is longer than {MAX_TEXT} characters")
+            fields[name] = item
+        elif name == "clamp":
+            fields[name] = _boolean(item, from_csv)
+        else:
+            fields[name] = _integer(name, item, from_csv)
+    missing = [name for name in REQUIRED[op] if name not in fields]
+    if missing:
+        raise InvalidInputError(f"{op} needs {', '.join(map(repr, missing))}")
+    points = fields.get("points")
+    if points is not None and not (op == "adjust" and points < 0) and points <= 0:
+        raise InvalidInputError(f"'points' must be greater than zero, not {points}"
+                                if op != "adjust" else "'points' must not be zero")
+    if points is not None and abs(points) > MAX_POINTS:
+        raise InvalidInputError("'points' is larger than a 64-bit integer")
+    if op == "reverse" and ("entry" in fields) == ("reference_id" in fields):
+        raise InvalidInputError("reverse needs 'entry' or 'reference_id' (one of them)")
+    if op == "adjust" and points is not None and points > 0 and "source" not in fields:
+        raise InvalidInputError("adjust with positive points needs 'source'")
+    at = parse_time(fields["at"], what="'at'") if "at" in fields else None
+    return Op(number, op, fields, at)
+
+
+def _kind(item: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list",
+            dict: "an object"}.get(type(item), type(item).__name__)
+
+
+def _integer(name: str, item: Any, from_csv: bool) -> int:
+    if from_csv and isinstance(item, str):
+        try:
+            return int(item.strip())
+        except ValueError:
+            raise InvalidInputError(f"{name!r} must be a whole number, not {item!r}") from None
+    if isinstance(item, bool) or not isinstance(item, int):
+        raise InvalidInputError(f"{name!r} must be a whole number, not {item!r}")
+    return item
+
+
+def _boolean(item: Any, from_csv: bool) -> bool:
+    if isinstance(item, bool):
+        return item
+    if from_csv and isinstance(item, str) and item.strip().lower() in ("true", "false", "1", "0"):
+        return item.strip().lower() in ("true", "1")
+    raise InvalidInputError(f"'clamp' must be true or false, not {item!r}")
+
+
+# --- applying ------------------------------------------------------------------------------
+
+def apply_chunk(session: Session, ops: list[Op], *, actor: str) -> list[Outcome]:
+    """Apply the operations in file order within the caller's transaction."""
+    outcomes: list[Outcome] = []
+    for group in _runs(ops):
+        if _issues(group[0]):
+            outcomes.extend(issue_many(session, [_issue_request(op, actor) for op in group]))
+            session.expire_all()  # the engine wrote with plain SQL
+            continue
+        for op in group:
+            try:
+                with session.begin_nested():
+                    outcomes.append(_single(session, op, actor))
+            except PointctlError as error:
+                outcomes.append(error)
+    return outcomes
+
+
+def _issues(op: Op) -> bool:
+    return op.op == "issue" or (op.op == "adjust" and op.get("points") > 0)
+
+
+def _runs(ops: list[Op]) -> Iterable[list[Op]]:
+    run: list[Op] = []
+    for op in ops:
+        if run and _issues(run[0]) != _issues(op):
+            yield run
+            run = []
+        run.append(op)
+    if run:
+        yield run
+
+
+def _issue_request(op: Op, actor: str) -> IssueRequest:
+    options = op.options(actor)
+    if op.op == "adjust":
+        request: IssueRequest = ledger.adjust_add_request(
+            user=op.get("user"), points=op.get("points"), account=op.get("account"),
+            reason=op.get("reason"), source=op.get("source"), options=options)
+        return request
+    return IssueRequest(user=op.get("user"), points=op.get("points"), source=op.get("source"),
+                        account=op.get("account"), clamp=bool(op.get("clamp")),
+                        options=options)
+
+
+def _single(session: Session, op: Op, actor: str) -> dict[str, Any]:
+    options = op.options(actor)
+    if op.op == "spend":
+        account = op.get("account")
+        return ledger.spend(session, user=op.get("user"), points=op.get("points"),
+                            accounts=[account] if account else [], options=options)
+    if op.op == "reverse":  # as the command: reference id and type select what to reverse
+        return ledger.reverse(session, entry_id=op.get("entry"),
+                              reference_id=op.get("reference_id"),
+                              reference_type=op.get("reference_type"), points=op.get("points"),
+                              options=WriteOptions(actor=actor, at=op.at,
+                                                   idempotency_key=op.get("idempotency_key")))
+    if op.op == "adjust":
+        return ledger.adjust(session, user=op.get("user"), points=op.get("points"),
+                             account=op.get("account"), reason=op.get("reason"),
+                             options=options)
+    if op.op == "transfer":
+        return ledger.transfer(session, user=op.get("user"), points=op.get("points"),
+                               from_account=op.get("account"), to_account=op.get("to_account"),
+                               to_user=op.get("to_user"), options=options)
+    return ledger.record_activity(session, user=op.get("user"), event=op.get("event"),
+                                  options=options)

@@ -1,0 +1,53 @@
+"""What every ledger write shares (SPEC §7): its options, default reference types and the
+check of a user id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pointctl.core import clock
+from pointctl.core.errors import InvalidInputError
+
+DEFAULT_REFERENCE_TYPES = {
+    "issue": "Point Issuance",
+    "spend": "Point Redemption",
+    "reversal": "Point Reversal",
+    "adjust_add": "Manual Point Adjustment (add)",
+    "adjust_subtract": "Manual Point Adjustment (subtract)",
+    "transfer": "Point Transfer",
+}
+MAX_USER_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """What every write accepts (SPEC §7): references, idempotency, time and actor."""
+
+    actor: str
+    at: datetime | None = None
+    reference_id: str | None = None
+    reference_type: str | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def moment(self) -> datetime:
+        return self.at or clock.now()
+
+    def request(self) -> dict[str, Any]:
+        """The parts of the options that make two requests different (not the actor, and not
+        a defaulted time, so that a retried script matches its first run)."""
+        return {"at": self.at.isoformat() if self.at else None,
+                "reference_id": self.reference_id, "reference_type": self.reference_type}
+
+
+def clean_user(user: str, *, what: str = "user") -> str:
+    cleaned = (user or "").strip()
+    if not cleaned:
+        raise InvalidInputError(f"{what} must not be empty")
+    if len(cleaned) > MAX_USER_LENGTH:
+        raise InvalidInputError(f"{what} is longer than {MAX_USER_LENGTH} characters")
+    if any(not ch.isprintable() for ch in cleaned):
+        raise InvalidInputError(f"{what} {cleaned!r} contains control characters")
+    return cleaned
