@@ -188,10 +188,11 @@ def _chunks(path: str, fmt: str, size: int) -> Iterator[list[Any]]:
 def _apply_all(path: str, fmt: str, size: int, lines: int, rejects: _Rejects,
                dry_run: bool) -> tuple[int, int, int]:
     """Pass 2: chunk by chunk, one transaction each (a dry run: one transaction, rolled back)."""
-    from pointctl.db.session import run_in_transaction, transaction
+    from pointctl.db.session import make_engine, run_in_transaction, transaction
     from pointctl.services import batch as service
 
-    actor = state.current.actor
+    actor, url = state.current.actor, state.current.db_url
+    engine = make_engine(url, write=True, keep=True)  # one connection for every chunk
     counts = [0, 0]  # applied, replayed
 
     def tally(chunk: list[Any], outcomes: list[Any]) -> None:
@@ -202,10 +203,10 @@ def _apply_all(path: str, fmt: str, size: int, lines: int, rejects: _Rejects,
                 counts[0] += 1
                 counts[1] += bool(outcome.get("replay"))
 
-    with _progress(lines) as advance:
+    with _progress(lines) as advance, _disposing(engine):
         if dry_run:
             try:
-                with transaction(state.current.db_url, write=True) as session:
+                with transaction(url, write=True, engine=engine) as session:
                     for chunk in _chunks(path, fmt, size):
                         tally(chunk, service.apply_chunk(session, chunk, actor=actor))
                         advance(len(chunk))
@@ -217,9 +218,17 @@ def _apply_all(path: str, fmt: str, size: int, lines: int, rejects: _Rejects,
                 def work(session: Any, chunk: list[Any] = chunk) -> list[Any]:
                     return service.apply_chunk(session, chunk, actor=actor)
 
-                tally(chunk, run_in_transaction(state.current.db_url, work, write=True))
+                tally(chunk, run_in_transaction(url, work, write=True, engine=engine))
                 advance(len(chunk))
     return counts[0], counts[1], rejects.count
+
+
+@contextmanager
+def _disposing(engine: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        engine.dispose()
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -86,12 +86,15 @@ def _driver_reason(error: DBAPIError, url: URL) -> str:
     return redact(first, url)
 
 
-def make_engine(url: str, *, write: bool) -> Engine:
-    """A pool-less engine for one command (a command holds one connection at a time)."""
+def make_engine(url: str, *, write: bool, keep: bool = False) -> Engine:
+    """A pool-less engine for one command (a command holds one connection at a time); with
+    ``keep``, one that keeps its one connection for many transactions (batch)."""
     parsed = parse_url(url)
+    pooling: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if keep else \
+        {"poolclass": NullPool}
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
-            parsed, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **pooling
         )
         begin = "BEGIN IMMEDIATE" if write else "BEGIN"
 
@@ -110,7 +113,7 @@ def make_engine(url: str, *, write: bool) -> Engine:
             connection.exec_driver_sql(begin)
 
         return engine
-    return create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": 5})
+    return create_engine(parsed, connect_args={"connect_timeout": 5}, **pooling)
 
 
 def sqlite_path(url: str) -> str | None:
@@ -159,7 +162,7 @@ def check_schema(connection: Connection) -> None:
 
 
 @contextmanager
-def transaction(url: str, *, write: bool) -> Iterator[Session]:
+def transaction(url: str, *, write: bool, engine: Engine | None = None) -> Iterator[Session]:
     """One command, one transaction: commit at the end when ``write``, roll back otherwise.
 
     Refuses (exit 4) a missing database file, an unreachable server and a schema that is not at
@@ -168,7 +171,8 @@ def transaction(url: str, *, write: bool) -> Iterator[Session]:
     path = sqlite_path(url)
     if path is not None and not os.path.exists(path):
         raise SchemaError(f"database file {path} does not exist; {UPGRADE_HINT} to create it")
-    engine = make_engine(url, write=write)
+    own = engine is None
+    engine = engine or make_engine(url, write=write)
     try:
         with Session(engine, expire_on_commit=False) as session:
             try:
@@ -192,15 +196,17 @@ def transaction(url: str, *, write: bool) -> Iterator[Session]:
             f"database error on {safe_url(parse_url(url))}: {_driver_reason(error, parse_url(url))}"
         ) from error
     finally:
-        engine.dispose()
+        if own:
+            engine.dispose()
 
 
-def run_in_transaction(url: str, work: Callable[[Session], T], *, write: bool) -> T:
+def run_in_transaction(url: str, work: Callable[[Session], T], *, write: bool,
+                       engine: Engine | None = None) -> T:
     """``work`` in one transaction, retried from scratch (a bounded number of times) when it
     loses a race that the database or an idempotency key reports."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with transaction(url, write=write) as session:
+            with transaction(url, write=write, engine=engine) as session:
                 return work(session)
         except RetryableConflict:
             if attempt == ATTEMPTS:

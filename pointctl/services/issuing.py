@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -36,7 +36,6 @@ from pointctl.db.models import (
     AccountSource,
     Balance,
     IdempotencyRecord,
-    Lot,
     Restriction,
     Source,
 )
@@ -232,16 +231,26 @@ class _Chunk:
         self.connection.execute(
             _upsert_balances(self.postgres),
             [{"user_id": u, "account_id": a, "created_at": self.now} for u, a in pairs])
-        debts: dict[tuple[str, int], int] = {}
-        for group in _groups(pairs):
-            query = (select(Balance.user_id, Balance.account_id, Balance.debt)
-                     .where(tuple_(col(Balance.user_id), col(Balance.account_id)).in_(group)))
-            if self.postgres:
-                query = query.order_by(col(Balance.user_id).collate("C"),
-                                       col(Balance.account_id)).with_for_update()
-            for user, account, debt in self.connection.execute(query):
-                debts[(user, account)] = int(debt)
+        debts: dict[tuple[str, int], int] = dict.fromkeys(pairs, 0)
+        # PostgreSQL: lock every row, in the order of the single commands (code points);
+        # SQLite: BEGIN IMMEDIATE holds the database, only debts matter
+        query = ("SELECT user_id, account_id, debt FROM balance WHERE (user_id, account_id) "
+                 "IN (VALUES {pairs}) ORDER BY user_id COLLATE \"C\", account_id FOR UPDATE"
+                 if self.postgres else
+                 "SELECT user_id, account_id, debt FROM balance WHERE debt > 0 AND "
+                 "(user_id, account_id) IN (VALUES {pairs})")
+        for user, account, debt in self._pairs_query(query, pairs):
+            debts[(user, account)] = int(debt)
         return debts
+
+    def _pairs_query(self, query: str, pairs: Sequence[tuple[str, int]]) -> Iterator[Any]:
+        """Rows of ``query`` whose ``{pairs}`` is filled with (user, account) pairs, a few
+        hundred at a time."""
+        mark = "%s" if self.postgres else "?"
+        for group in _groups(pairs):
+            sql = query.format(pairs=", ".join([f"({mark}, {mark})"] * len(group)))
+            yield from self.connection.exec_driver_sql(
+                sql, tuple(value for pair in group for value in pair))
 
     def _lock_sources(self, ops: list[_Op]) -> tuple[dict[int, _SourceState],
                                                        dict[int, list[Restriction]]]:
@@ -273,15 +282,12 @@ class _Chunk:
         return locked, rules
 
     def _totals(self, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        totals: dict[tuple[str, int], int] = defaultdict(int)
-        for group in _groups(pairs):
-            rows = self.connection.execute(
-                select(Lot.user_id, Lot.account_id, func.sum(Lot.remaining))
-                .where(tuple_(col(Lot.user_id), col(Lot.account_id)).in_(group),
-                       col(Lot.remaining) > 0)
-                .group_by(col(Lot.user_id), col(Lot.account_id)))
-            for user, account, total in rows:
-                totals[(user, account)] = int(total)
+        """The remaining points of each pair (user, account)."""
+        totals: dict[tuple[str, int], int] = dict.fromkeys(pairs, 0)
+        for user, account, total in self._pairs_query(
+                "SELECT user_id, account_id, sum(remaining) FROM lot WHERE remaining > 0 AND "
+                "(user_id, account_id) IN (VALUES {pairs}) GROUP BY user_id, account_id", pairs):
+            totals[(user, account)] = int(total)
         return totals
 
     # -- deciding and writing ------------------------------------------------------------
@@ -290,7 +296,13 @@ class _Chunk:
         pairs = sorted({(op.user, op.account.id) for op in ops})
         debts = self._lock_balances(pairs)
         sources, rules = self._lock_sources(ops)
-        totals = self._totals(pairs)
+        # balances are needed for max balance, for results that are kept (idempotency) or
+        # shown (one request); a plain bulk load does without them
+        wanted = sorted({(op.user, op.account.id) for op in ops
+                         if op.account.max_balance is not None or op.key is not None
+                         or len(self.requests) == 1})
+        totals: dict[tuple[str, int], int | None] = defaultdict(lambda: None)
+        totals.update(self._totals(wanted))
         pending: dict[tuple[int, str | None], list[tuple[datetime, int]]] = defaultdict(list)
         delays: dict[int, Any] = {}
         writes = _Writes()
@@ -301,9 +313,10 @@ class _Chunk:
             account = op.account
             assert account is not None
             pair = (op.user, account.id)
+            total = totals[pair]
             try:
                 allowed, limits = self._allowed(op, source, account, rules, pending,
-                                                totals[pair] - debts[pair])
+                                                None if total is None else total - debts[pair])
             except PointctlError as error:
                 self._fail(op, error)
                 continue
@@ -321,7 +334,8 @@ class _Chunk:
                 debts[pair] -= repaid
                 changed_debts.add(pair)
                 writes.repays.append((len(writes.lots) - 1, repaid))
-            totals[pair] += allowed - repaid
+            if total is not None:
+                totals[pair] = total = total + allowed - repaid
             paused = False
             if source.inventory is not None:
                 source.inventory -= allowed
@@ -340,7 +354,7 @@ class _Chunk:
                 "debt_repaid": repaid, "lot": len(writes.lots) - 1,
                 "pending_until": clock.format_time(available_at)
                 if available_at > op.moment else None,
-                "balance": totals[pair] - debts[pair],
+                "balance": None if total is None else total - debts[pair],
                 "inventory": source.inventory, "source_paused": paused,
             }
             if op.key is not None:
@@ -350,7 +364,7 @@ class _Chunk:
     def _allowed(self, op: _Op, source: _SourceState, account: Account,
                  rules: dict[int, list[Restriction]],
                  pending: dict[tuple[int, str | None], list[tuple[datetime, int]]],
-                 current: int) -> tuple[int, list[str]]:
+                 current: int | None) -> tuple[int, list[str]]:
         if source.status != "active":
             raise RefusedError(f"source {source.name!r} is {source.status}; only active sources "
                                "issue points")
@@ -367,7 +381,7 @@ class _Chunk:
         if source.inventory is not None and source.inventory < allowed:
             allowed = source.inventory
             limits.append(f"source {source.name!r} has {source.inventory} points of inventory")
-        if account.max_balance is not None:
+        if account.max_balance is not None and current is not None:
             room = max(0, account.max_balance - current)
             if room < allowed:
                 allowed = room

@@ -48,6 +48,6 @@ def clean_user(user: str, *, what: str = "user") -> str:
         raise InvalidInputError(f"{what} must not be empty")
     if len(cleaned) > MAX_USER_LENGTH:
         raise InvalidInputError(f"{what} is longer than {MAX_USER_LENGTH} characters")
-    if any(not ch.isprintable() for ch in cleaned):
+    if not cleaned.isprintable():
         raise InvalidInputError(f"{what} {cleaned!r} contains control characters")
     return cleaned
