@@ -24,9 +24,11 @@ class Result:
         return self.stderr.strip()
 
 
-def _run(url: str, args: list[str], env: dict[str, str] | None) -> Result:
+def _run(url: str, args: list[str], env: dict[str, str] | None, input: str | None = None
+         ) -> Result:
     runner = CliRunner()
-    result = runner.invoke(app, ["--db", url, *args], env=env, catch_exceptions=False)
+    result = runner.invoke(app, ["--db", url, *args], env=env, input=input,
+                           catch_exceptions=False)
     return Result(result.exit_code, result.stdout, result.stderr)
 
 
@@ -36,8 +38,9 @@ class Cli:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
-        return _run(self.url, list(args), env)
+    def __call__(self, *args: str, env: dict[str, str] | None = None,
+                 input: str | None = None) -> Result:
+        return _run(self.url, list(args), env, input)
 
     def ok(self, *args: str, env: dict[str, str] | None = None) -> Result:
         result = self(*args, env=env)
