@@ -8,7 +8,7 @@
 2. floor: a fresh Python process on a fresh database with the same schema (so the same indexes)
    doing only the irreducible writes per operation: insert an entry, insert a lot, upsert the
    balance row; plain per-row statements through the driver, a commit per 1,000 operations.
-3. spend: N/2 spend operations (FIFO over the lots just issued) by `pointctl batch`.
+3. spend: S spend operations (FIFO over the lots just issued) by `pointctl batch`.
 Every figure is a whole process, timed from outside, start-up included.
 """
 
@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--ops", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--spends", type=int, default=10_000)
     args = parser.parse_args()
     os.environ["POINTCTL_NOW"] = "2026-11-24T12:00:00Z"
     folder = Path(tempfile.mkdtemp(prefix="pointctl-bench-"))
@@ -121,7 +122,7 @@ def main() -> None:
             out.write(json.dumps({"op": "issue", "user": f"cust-{i % args.users}", "points": 10,
                                   "source": "Base", "reference_id": f"ride-{i}"}) + "\n")
     with spends.open("w") as out:
-        for i in range(args.ops // 2):
+        for i in range(args.spends):
             out.write(json.dumps({"op": "spend", "user": f"cust-{i % args.users}",
                                   "points": 15}) + "\n")
 
@@ -142,7 +143,7 @@ def main() -> None:
     print(f"  floor (raw per-row writes)  {rate(args.ops, floor_time)}")
     print(f"  pointctl batch issue        {rate(args.ops, issue_time)}   "
           f"{issue_time / floor_time:.2f}x the floor")
-    print(f"  pointctl batch spend        {rate(args.ops // 2, spend_time)}")
+    print(f"  pointctl batch spend        {rate(args.spends, spend_time)}")
     print(f"  pointctl verify afterwards  {verify_time:6.2f} s (passed)")
 
 
