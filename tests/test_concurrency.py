@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from tests.helpers import Cli
 
@@ -170,3 +171,29 @@ def test_parallel_issues_to_one_customer_through_two_accounts_hold_a_per_custome
     assert [r.returncode for r in results[12:]] == [0] * 4  # other customers are unaffected
     assert sorted(r.returncode for r in results[:12]) == [0] * 4 + [1] * 8
     assert _balances(cli, ["cust-1"]) == 100
+
+
+def test_parallel_batches_keep_inventory_restrictions_and_keys_exact(
+        cli: Cli, tmp_path: Path) -> None:
+    cli.ok("accounts", "create", "Core", "--default")
+    cli.ok("sources", "create", "Promo", "--inventory", "3000")
+    cli.ok("restrictions", "add", "Promo", "--max-points", "100", "--per", "1d",
+           "--per-customer")
+    files = []
+    for worker in range(4):
+        # 40 customers shared by every file; the same keys in every file
+        ops = [{"op": "issue", "user": f"c{i % 40}", "points": 30, "source": "Promo",
+                "clamp": True, "idempotency_key": f"promo-{worker % 2}-{i}"}
+               for i in range(200)]
+        path = tmp_path / f"part-{worker}.jsonl"
+        path.write_text("".join(json.dumps(op) + "\n" for op in ops))
+        files.append(["batch", str(path), "--chunk-size", "25"])
+    results = run_workers(cli.url, files)
+    for result in results:
+        assert result.returncode in (0, 1), result.stderr
+        assert "Traceback" not in result.stderr
+    # each customer gets at most 100 a day, and 40 customers * 100 > 3000 of inventory
+    issued = _balances(cli, [f"c{i}" for i in range(40)])
+    assert issued == 3000
+    assert cli.json("sources", "show", "Promo")["inventory"] == 0  # type: ignore[index]
+    assert cli("verify").exit_code == 0
