@@ -23,15 +23,10 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from urllib.parse import quote
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from _common import fresh  # bench/ is on the path when run as a script
 
-from pointctl.db.migrate import upgrade
-from pointctl.db.session import parse_url, sqlite_path
-
-SCHEMA = "pointctl_bench"
+from pointctl.db.session import parse_url
 
 FLOOR = textwrap.dedent('''
     import sys, time
@@ -69,22 +64,6 @@ FLOOR = textwrap.dedent('''
             cursor.execute("BEGIN")
     cursor.execute("COMMIT")
 ''')
-
-
-def fresh(url: str) -> str:
-    path = sqlite_path(url)
-    if path is not None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(path + suffix).unlink(missing_ok=True)
-    else:
-        engine = create_engine(parse_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-            connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-        engine.dispose()
-        url += ("&" if "?" in url else "?") + quote(f"options=-csearch_path={SCHEMA}", safe="=&")
-    upgrade(url)
-    return url
 
 
 def timed(*command: str, env: dict[str, str] | None = None) -> float:

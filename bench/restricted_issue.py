@@ -18,18 +18,15 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import quote
 
+from _common import fresh  # bench/ is on the path when run as a script
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.pool import NullPool
 
 from pointctl.core import clock
-from pointctl.db.migrate import upgrade
 from pointctl.db.models import Balance, Entry, Lot
-from pointctl.db.session import parse_url, sqlite_path
+from pointctl.db.session import parse_url
 
-SCHEMA = "pointctl_bench"
 USERS = 50_000
 CHUNK = 20_000
 
@@ -39,24 +36,6 @@ def pointctl(url: str, *args: str) -> float:
     subprocess.run([sys.executable, "-m", "pointctl", "--db", url, *args], check=True,
                    capture_output=True)
     return time.perf_counter() - started
-
-
-def fresh(url: str) -> str:
-    """An empty database at the schema head: the SQLite file recreated, or on PostgreSQL the
-    schema ``pointctl_bench`` (recreated; the URL returned puts it on the search path)."""
-    path = sqlite_path(url)
-    if path is not None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(path + suffix).unlink(missing_ok=True)
-    else:
-        engine = create_engine(parse_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-            connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-        engine.dispose()
-        url += ("&" if "?" in url else "?") + quote(f"options=-csearch_path={SCHEMA}", safe="=&")
-    upgrade(url)
-    return url
 
 
 def load(url: str, entries: int) -> None:
