@@ -34,13 +34,13 @@ from pointctl.core.validation import check_points, name_key
 from pointctl.db.models import (
     Account,
     AccountSource,
-    Balance,
     IdempotencyRecord,
     Restriction,
     Source,
 )
 from pointctl.services import restrictions
 from pointctl.services.idempotency import check_key, request_hash
+from pointctl.services.ledger import create_balances, lock_source
 from pointctl.services.lookup import by_name
 from pointctl.services.writes import DEFAULT_REFERENCE_TYPES, WriteOptions, clean_user
 
@@ -228,9 +228,7 @@ class _Chunk:
 
     def _lock_balances(self, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Create missing balance rows, lock them all in (user, account) order; their debts."""
-        self.connection.execute(
-            _upsert_balances(self.postgres),
-            [{"user_id": u, "account_id": a, "created_at": self.now} for u, a in pairs])
+        create_balances(self.session, pairs, self.now)
         debts: dict[tuple[str, int], int] = dict.fromkeys(pairs, 0)
         # PostgreSQL: lock every row, in the order of the single commands (code points);
         # SQLite: BEGIN IMMEDIATE holds the database, only debts matter
@@ -261,24 +259,17 @@ class _Chunk:
         locked: dict[int, _SourceState] = {}
         rules: dict[int, list[Restriction]] = {}
         for source_id in sorted(limited):
-            exclusive = (self.session.get(Source, source_id).inventory is not None or (
-                limited[source_id] and restrictions.has_system_restriction(
-                    self.session, source_id)))
-            query = (select(Source).where(Source.id == source_id)
-                     .with_for_update(read=not exclusive)
-                     .execution_options(populate_existing=True))
-            row = self.session.exec(query).scalar_one()
+            source = self.session.get(Source, source_id)
+            system = limited[source_id] and restrictions.has_system_restriction(
+                self.session, source_id)
+            row = lock_source(self.session, source, exclusive=system)
             # a plain copy: the ORM object stays as loaded (the chunk writes with plain SQL)
             locked[source_id] = _SourceState(row.id, row.name, row.status, row.inventory)
             if limited[source_id]:
-                rules[source_id] = restrictions.source_restrictions(self.session, source_id)
-                if not exclusive and any(not r.per_customer for r in rules[source_id]):
-                    raise RetryableConflict("a system restriction was added while issuing; "
-                                            "retrying")
-                if rules[source_id] and not exclusive:
-                    for user in sorted({op.user for op in ops
-                                        if op.source.id == source_id}):
-                        restrictions.lock_customer(self.session, source_id, user)
+                rules[source_id] = restrictions.lock_for_issues(
+                    self.session, source_id, (op.user for op in ops if op.source is not None
+                                              and op.source.id == source_id),
+                    exclusive=system or source.inventory is not None)
         return locked, rules
 
     def _totals(self, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -487,13 +478,6 @@ def _groups(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     items = list(items)
     for start in range(0, len(items), _IN_GROUP):
         yield items[start:start + _IN_GROUP]
-
-
-def _upsert_balances(postgres: bool) -> Any:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if postgres else sqlite.insert
-    return insert(Balance).values(debt=0).on_conflict_do_nothing()
 
 
 def _time_writer(postgres: bool) -> Any:

@@ -42,18 +42,27 @@ __all__ = ["DEFAULT_REFERENCE_TYPES", "WriteOptions", "clean_user"]  # re-export
 def lock_balances(session: Session, keys: Sequence[tuple[str, int]], moment: datetime
                   ) -> dict[tuple[str, int], Balance]:
     """Create missing balance rows, then lock all of them in (user, account) order."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    pairs = sorted(set(keys))
+    create_balances(session, pairs, moment)
     locked: dict[tuple[str, int], Balance] = {}
-    for user_id, account_id in sorted(set(keys)):
-        session.execute(insert(Balance).values(
-            user_id=user_id, account_id=account_id, debt=0, created_at=moment,
-        ).on_conflict_do_nothing())
+    for user_id, account_id in pairs:
         locked[(user_id, account_id)] = session.exec(
             select(Balance).where(Balance.user_id == user_id, Balance.account_id == account_id)
             .with_for_update().execution_options(populate_existing=True)
         ).scalar_one()
     return locked
+
+
+def create_balances(session: Session, pairs: Sequence[tuple[str, int]], moment: datetime
+                    ) -> None:
+    """Insert the balance rows (debt 0) that do not exist yet, in one executemany."""
+    if not pairs:
+        return
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    session.execute(insert(Balance).values(debt=0).on_conflict_do_nothing(),
+                    [{"user_id": user, "account_id": account, "created_at": moment}
+                     for user, account in pairs])
 
 
 def lock_source(session: Session, source: Source, *, exclusive: bool = False) -> Source:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
@@ -150,20 +150,19 @@ def _busiest_window(session: Session, where: list[Any], per: Duration, moment: d
     return busiest
 
 
-def check_issue(session: Session, *, source: Source, user: str, moment: datetime,
-                exclusive: bool) -> list[Allowance]:
-    """The allowances of every restriction of ``source`` for this issue. ``exclusive`` says
-    whether the caller holds the source row FOR UPDATE; a system restriction needs it."""
-    restrictions = source_restrictions(session, source.id)
-    if not restrictions:
-        return []
-    if not exclusive:
-        if any(not r.per_customer for r in restrictions):
+def lock_for_issues(session: Session, source_id: int, users: Iterable[str], *,
+                    exclusive: bool) -> list[Restriction]:
+    """The restrictions of a source, locked for issues to ``users``. ``exclusive`` says whether
+    the caller holds the source row FOR UPDATE, which a system restriction needs; otherwise each
+    customer is locked for the per-customer ones."""
+    rules = source_restrictions(session, source_id)
+    if rules and not exclusive:
+        if any(not r.per_customer for r in rules):
             # added between our look and our lock: start again with the right lock
             raise RetryableConflict("a system restriction was added while issuing; retrying")
-        lock_customer(session, source.id, user)
-    return [allowance(session, r, source_id=source.id, user=user, moment=moment)
-            for r in restrictions]
+        for user in sorted(set(users)):
+            lock_customer(session, source_id, user)
+    return rules
 
 
 # --- administration ------------------------------------------------------------------------
