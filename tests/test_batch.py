@@ -239,6 +239,9 @@ def test_bad_invocations(program: Cli, tmp_path: Path) -> None:
     assert "--input-format" in program("batch", str(tmp_path / "ops.txt")).error
     assert program("batch", "-").exit_code == 2
     assert program("batch", str(tmp_path / "ops.txt"), "--chunk-size", "0").exit_code == 2
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"op": "activity", "user": "J\xf6rg"}\n')
+    result = program("batch", str(tmp_path / "latin1.jsonl"))
+    assert result.exit_code == 2 and "is not UTF-8 text" in result.error
 
 
 def test_standard_input_and_csv_clamp(program: Cli, tmp_path: Path,

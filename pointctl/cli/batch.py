@@ -111,7 +111,11 @@ def _seekable(file: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="pointctl-batch-") as folder:
         spool = os.path.join(folder, "stdin")
         with open(spool, "w", encoding="utf-8", newline="") as out:
-            shutil.copyfileobj(sys.stdin, out)
+            try:
+                shutil.copyfileobj(sys.stdin, out)
+            except UnicodeDecodeError as error:
+                raise InvalidInputError(f"standard input is not UTF-8 text: {error.reason} at "
+                                        f"byte {error.start}") from None
         yield spool
 
 
@@ -159,8 +163,8 @@ def _check_all(path: str, fmt: str, rejects: _Rejects) -> int:
         rejects.write(error.line, error.reason, 2, error.raw)
         shown.append(str(error))
     except UnicodeDecodeError as error:
-        raise InvalidInputError(f"{path if path else 'input'} is not UTF-8 text: {error.reason} "
-                                f"at byte {error.start}") from None
+        raise InvalidInputError(f"{path!r} is not UTF-8 text: {error.reason} at byte "
+                                f"{error.start}") from None
     except OSError as error:
         raise InvalidInputError(f"cannot read {path!r}: {error.strerror}") from None
     if rejects.count:
