@@ -60,7 +60,8 @@ def create_balances(session: Session, pairs: Sequence[tuple[str, int]], moment: 
         return
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
         else sqlite.insert
-    session.execute(insert(Balance).values(debt=0).on_conflict_do_nothing(),
+    # through the connection: a Core executemany, not the ORM's slower bulk-insert path
+    session.connection().execute(insert(Balance).values(debt=0).on_conflict_do_nothing(),
                     [{"user_id": user, "account_id": account, "created_at": moment}
                      for user, account in pairs])
 
