@@ -95,10 +95,23 @@ def root(
     state.current = state.Settings(
         db_url=db, actor=(actor or "").strip() or state.default_actor(), debug=debug
     )
+    from pointctl.core import clock
+
+    clock.set_zone_loader(state.program_zone_name)
 
 
 def _register() -> None:
-    from pointctl.cli import accounts, batch, db, ledger, report, restrictions, sources
+    from pointctl.cli import (
+        accounts,
+        batch,
+        config,
+        db,
+        expire,
+        ledger,
+        report,
+        restrictions,
+        sources,
+    )
 
     app.add_typer(db.app, name="db")
     app.add_typer(accounts.app, name="accounts")
@@ -106,8 +119,10 @@ def _register() -> None:
     app.add_typer(restrictions.app, name="restrictions")
     ledger.register(app)
     batch.register(app)
+    app.add_typer(expire.app, name="expire")
     app.add_typer(report.app, name="report")
     report.register(app)
+    app.add_typer(config.app, name="config")
 
 
 _register()

@@ -182,3 +182,102 @@ def activate(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
 def deactivate(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
     """Deactivate an account: balances stay (and keep expiring); no new points, no spends."""
     _set_status(name, "inactive", fmt)
+
+
+POLICY_FIELDS = [
+    ("account", "account"), ("policy", "policy"), ("rule", "rule"), ("schedule", "schedule"),
+    ("timezone", "time zone"), ("since", "since (UTC)"), ("next_due", "next due (UTC)"),
+]
+
+
+@app.command()
+def expiration(
+    name: NameArg,
+    rolling: Annotated[bool, typer.Option(
+        "--rolling", help="Points older than --older-than expire (or roll over).")] = False,
+    fixed_date: Annotated[str | None, typer.Option(
+        "--fixed-date", metavar="MM-DD", help="Points expire on this day of the year.")] = None,
+    inactivity: Annotated[bool, typer.Option(
+        "--inactivity", help="Points of users inactive for --inactive-for expire.")] = False,
+    none: Annotated[bool, typer.Option("--none", help="Points never expire.")] = False,
+    every: Annotated[str | None, typer.Option(
+        "--every", metavar="SCHEDULE", help="When evaluations happen (default daily): daily, "
+        "'daily at 03:00', 'weekly on monday', 'every 4 weeks on monday', 'monthly on 1', "
+        "'every 3 months on 15', 'yearly on 12-31' or a cron expression.")] = None,
+    older_than: Annotated[str | None, typer.Option(
+        "--older-than", metavar="DURATION", help="Rolling: age at which points expire.")] = None,
+    rollover_to: Annotated[str | None, typer.Option(
+        "--rollover-to", metavar="ACCOUNT", help="Rolling: move the points into this account "
+        "of the same user instead of expiring them (escrow).")] = None,
+    snap_to: Annotated[str | None, typer.Option(
+        "--snap-to", help="Rolling: expire at the next first of month, quarter, year or the "
+        "user's enrollment anniversary after the age is reached.")] = None,
+    min_age: Annotated[str | None, typer.Option(
+        "--min-age", metavar="DURATION", help="Fixed date: only points at least this old "
+        "(younger ones wait for the next year's date).")] = None,
+    inactive_for: Annotated[str | None, typer.Option(
+        "--inactive-for", metavar="DURATION", help="Inactivity: no activity for this long.")
+    ] = None,
+    percent: Annotated[int | None, typer.Option(
+        "--percent", help="Inactivity: percent of the available points that expire at each "
+        "evaluation (default 100).")] = None,
+    activity: Annotated[list[str] | None, typer.Option(
+        "--activity", metavar="EVENTS", help="Inactivity: events that count as activity "
+        "(comma-separated or repeated; default issue,spend).")] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Set the account's one expiration policy (SPEC §6), replacing any other."""
+    from pointctl.services import expiry
+
+    chosen = [flag for flag, on in (("--rolling", rolling), ("--fixed-date", fixed_date),
+                                    ("--inactivity", inactivity), ("--none", none)) if on]
+    if len(chosen) != 1:
+        raise InvalidInputError("choose exactly one of --rolling, --fixed-date MM-DD, "
+                                "--inactivity or --none" +
+                                (f" (got {', '.join(chosen)})" if chosen else ""))
+    if none:
+        extra = [opt for opt, value in (
+            ("--every", every), ("--older-than", older_than), ("--rollover-to", rollover_to),
+            ("--snap-to", snap_to), ("--min-age", min_age), ("--inactive-for", inactive_for),
+            ("--percent", percent), ("--activity", activity)) if value is not None]
+        if extra:
+            raise InvalidInputError(f"{', '.join(extra)} does not apply with --none")
+        result = state.call(expiry.clear_policy, write=True, account=name)
+        note = (f"Account {result['account']!r}: points no longer expire" if result["changed"]
+                else f"Account {result['account']!r} has no expiration policy; nothing changed")
+        emit_result(result, fmt, [("account", "account"), ("policy", "policy")], note)
+        return
+    kind = "rolling" if rolling else "fixed-date" if fixed_date is not None else "inactivity"
+    result = state.call(expiry.set_policy, write=True, account=name, kind=kind, every=every,
+                        older_than=older_than, rollover_to=rollover_to, snap_to=snap_to,
+                        fixed_date=fixed_date, min_age=min_age, inactive_for=inactive_for,
+                        percent=percent, activity=activity or [], actor=state.current.actor)
+    note = (f"Account {result['account']!r}: {result['rule']}, {result['schedule']} "
+            f"({result['timezone']}); next evaluation {result['next_due']}" if result["changed"]
+            else f"Account {result['account']!r} already has this policy; nothing changed")
+    emit_result(result, fmt, POLICY_FIELDS, note)
+
+
+@app.command()
+def reactivation(
+    name: NameArg,
+    window: Annotated[str | None, typer.Option(
+        "--window", metavar="DURATION", help="Points that expired this recently can be "
+        "reactivated, e.g. 6mo.")] = None,
+    min_points: Annotated[int | None, typer.Option(
+        "--min-points", help="The fewest points one reactivation may restore.")] = None,
+    off: Annotated[bool, typer.Option("--off", help="Allow no reactivation.")] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Allow (or stop) reactivating expired points in the account (never tier qualifying)."""
+    from pointctl.services.reactivation import set_reactivation
+
+    if off == (window is not None):
+        raise InvalidInputError("give either --window DURATION [--min-points N] or --off")
+    result = state.call(set_reactivation, write=True, account=name, window=window,
+                        min_points=min_points)
+    note = (f"Account {result['account']!r}: reactivation {result['reactivation']}"
+            if result["changed"] else
+            f"Account {result['account']!r}: reactivation is already {result['reactivation']};"
+            " nothing changed")
+    emit_result(result, fmt, [("account", "account"), ("reactivation", "reactivation")], note)

@@ -23,7 +23,7 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.options import FormatOption
-from pointctl.cli.render import OutputFormat, emit_result
+from pointctl.cli.render import OutputFormat, disposing, emit_result, progress
 from pointctl.core.errors import InvalidInputError, PointctlError
 
 MAX_CHUNK = 100_000
@@ -207,7 +207,7 @@ def _apply_all(path: str, fmt: str, size: int, lines: int, rejects: _Rejects,
                 counts[0] += 1
                 counts[1] += bool(outcome.get("replay"))
 
-    with _progress(lines) as advance, _disposing(engine):
+    with progress(lines, "batch") as advance, disposing(engine):
         if dry_run:
             try:
                 with transaction(url, write=True, engine=engine) as session:
@@ -225,27 +225,3 @@ def _apply_all(path: str, fmt: str, size: int, lines: int, rejects: _Rejects,
                 tally(chunk, run_in_transaction(url, work, write=True, engine=engine))
                 advance(len(chunk))
     return counts[0], counts[1], rejects.count
-
-
-@contextmanager
-def _disposing(engine: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def _progress(total: int) -> Iterator[Any]:
-    """A Rich progress bar on a terminal; nothing when stderr is not one."""
-    if not sys.stderr.isatty():
-        yield lambda done: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("batch", total=total)
-        yield lambda done: progress.advance(task, done)

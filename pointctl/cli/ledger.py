@@ -1,4 +1,5 @@
-"""Ledger commands at the top level: issue, spend, reverse, adjust, transfer, balance, activity.
+"""Ledger commands at the top level: issue, spend, reverse, adjust, transfer, reactivate,
+balance, activity.
 
 Each is one service call in one transaction, then rendering (SPEC §7).
 """
@@ -57,6 +58,7 @@ def register(app: typer.Typer) -> None:
     app.command()(reverse)
     app.command(context_settings=SIGNED_ARGS)(adjust)
     app.command()(transfer)
+    app.command()(reactivate)
     app.command()(balance)
     app.command()(activity)
 
@@ -206,6 +208,30 @@ def transfer(
     note = (f"Transferred {result['points']} points from {result['user']} "
             f"{result['from']!r} to {result['to_user']} {result['to']!r} "
             f"(entries {result['entries'][0]}, {result['entries'][1]})")
+    emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
+
+
+def reactivate(
+    user: UserArg,
+    account: Annotated[str, typer.Option("--account", "-a",
+                                         help="The account whose expired points come back.")],
+    points: Annotated[int | None, typer.Option(
+        "--points", "-p", help="How many (default: all that expired within the account's "
+        "reactivation window).")] = None,
+    reference_id: ReferenceIdOption = None,
+    reference_type: ReferenceTypeOption = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    at: AtOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Turn points of USER that expired within the account's reactivation window back into
+    points (newest expirations first, same sources)."""
+    from pointctl.services.reactivation import reactivate as run_reactivate
+
+    result = state.call(run_reactivate, write=True, user=user, account=account, points=points,
+                        options=_options(at, reference_id, reference_type, idempotency_key))
+    note = (f"Reactivated {result['points']} points for {result['user']} in "
+            f"{result['account']!r} (entry {result['entry']}); balance {result['balance']}")
     emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
 from typing import Any
 
@@ -107,3 +108,29 @@ def emit_result(record: dict[str, Any], fmt: OutputFormat, fields: Columns, note
     message(note)
     if fmt is not OutputFormat.table:
         emit_record(record, fmt, fields)
+
+
+@contextmanager
+def progress(total: int, label: str) -> Iterator[Any]:
+    """A Rich progress bar on a terminal (stderr); nothing when stderr is not one. Yields a
+    function that advances it."""
+    if not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.advance(task, done)
+
+
+@contextmanager
+def disposing(engine: Any) -> Iterator[None]:
+    """Close an engine's pooled connections at the end of a long command."""
+    try:
+        yield
+    finally:
+        engine.dispose()

@@ -38,3 +38,34 @@ def call(service: Callable[..., T], *, write: bool, **kwargs: Any) -> T:
 
     return run_in_transaction(current.db_url, lambda session: service(session, **kwargs),
                               write=write)
+
+
+class _RollBack(Exception):
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+
+def call_rolled_back(service: Callable[..., T], **kwargs: Any) -> T:
+    """Run a service in one write transaction and roll it back: dry runs and previews that
+    work out the answer by doing the work."""
+    from pointctl.db.session import transaction
+
+    try:
+        with transaction(current.db_url, write=True) as session:
+            raise _RollBack(service(session, **kwargs))
+    except _RollBack as done:
+        return done.result  # type: ignore[no-any-return]
+
+
+def program_zone_name() -> str | None:
+    """The ``timezone`` setting, read in its own short transaction (the clock asks for it the
+    first time a time without an offset is read)."""
+    from pointctl.core.errors import PointctlError
+    from pointctl.db.session import transaction
+    from pointctl.services.settings import get
+
+    try:
+        with transaction(current.db_url, write=False) as session:
+            return get(session, "timezone")
+    except PointctlError:  # no usable database yet (db upgrade): the command says so itself
+        return None

@@ -48,6 +48,71 @@ class Account(SQLModel, table=True):
     pending_for: str | None = Field(default=None, sa_type=String(32), nullable=True)
     created_at: datetime = Field(sa_type=UtcTime, nullable=False)
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    # SPEC §6.6: points expired within this window may be reactivated (NULL: not allowed)
+    reactivation_window: str | None = Field(default=None, sa_type=String(32), nullable=True)
+    reactivation_min_points: int | None = Field(default=None, sa_type=BigInteger,
+                                                nullable=True)
+
+
+class Setting(SQLModel, table=True):
+    """Program settings (``config set KEY VALUE``): ``timezone`` for now."""
+
+    __tablename__ = "setting"
+
+    key: str = Field(sa_column=Column(String(50), primary_key=True))
+    value: str = Field(sa_type=String(200), nullable=False)
+    updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
+class ExpirationPolicy(SQLModel, table=True):
+    """The one expiration policy of an account (SPEC §6): a schedule and a rule.
+
+    ``kind`` is rolling, fixed-date or inactivity; the columns of the other kinds are NULL.
+    ``last_evaluated_at`` is the latest evaluation performed; evaluations are due at the
+    schedule's times after it (after ``starts_at`` when there is none yet). Writers lock this
+    row first, so two ``expire run`` processes perform each evaluation once.
+    """
+
+    __tablename__ = "expiration_policy"
+
+    account_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("account.id"), primary_key=True)
+    )
+    kind: str = Field(sa_type=String(16), nullable=False)
+    schedule: str = Field(sa_type=String(100), nullable=False)
+    older_than: str | None = Field(default=None, sa_type=String(32), nullable=True)
+    rollover_to_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("account.id"), nullable=True)
+    )
+    snap_to: str | None = Field(default=None, sa_type=String(16), nullable=True)
+    fixed_date: str | None = Field(default=None, sa_type=String(5), nullable=True)
+    min_age: str | None = Field(default=None, sa_type=String(32), nullable=True)
+    inactive_for: str | None = Field(default=None, sa_type=String(32), nullable=True)
+    percent: int | None = Field(default=None, nullable=True)
+    activity: str | None = Field(default=None, sa_type=String(500), nullable=True)
+    starts_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    last_evaluated_at: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
+    set_by: str = Field(sa_type=String(200), nullable=False)
+    updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
+class ExpirationRun(SQLModel, table=True):
+    """One performed evaluation: (account, evaluation time) is the primary key, so each is
+    recorded, and performed, exactly once."""
+
+    __tablename__ = "expiration_run"
+
+    account_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("account.id"), primary_key=True)
+    )
+    evaluated_at: datetime = Field(sa_column=Column(UtcTime, primary_key=True))
+    policy: str = Field(sa_type=String(300), nullable=False)
+    users: int = Field(sa_type=BigInteger, nullable=False)
+    lots: int = Field(sa_type=BigInteger, nullable=False)
+    expired: int = Field(sa_type=BigInteger, nullable=False)
+    rolled_over: int = Field(sa_type=BigInteger, nullable=False)
+    actor: str = Field(sa_type=String(200), nullable=False)
+    performed_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
 class Source(SQLModel, table=True):
@@ -165,6 +230,9 @@ class Lot(SQLModel, table=True):
         # FIFO look-up of a balance's open lots; partial, so spent-out lots cost nothing
         Index("ix_lot_open_fifo", "user_id", "account_id", "created_at", "id",
               sqlite_where=text("remaining > 0"), postgresql_where=text("remaining > 0")),
+        # an expiration evaluation's candidates: an account's lots with points left, by age
+        Index("ix_lot_open_account_age", "account_id", "created_at",
+              sqlite_where=text("remaining > 0"), postgresql_where=text("remaining > 0")),
         Index("ix_lot_source_id", "source_id"),
         Index("ix_lot_entry_id", "entry_id"),
     )
@@ -187,8 +255,10 @@ class Draw(SQLModel, table=True):
     """Points one entry took from (or gave back to) one lot; ``lot_id`` NULL is debt.
 
     kinds: spend, adjust, repay (debt repaid from a new lot), transfer, reverse (an issue taken
-    back to its source), expire, debt (a spend's shortfall), restore (a spend reversal giving
-    back what ``reverses_draw_id`` took).
+    back to its source), expire, rollover (expired points moved into the rollover account),
+    reactivate (expired points made a new lot again; ``reverses_draw_id`` names the expire
+    draw), debt (a spend's shortfall), restore (a spend reversal giving back what
+    ``reverses_draw_id`` took).
     """
 
     __tablename__ = "draw"

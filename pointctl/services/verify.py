@@ -42,9 +42,10 @@ CHECKS: list[tuple[int, str, str]] = [
             SELECT lot_id,
                    SUM(CASE WHEN kind IN ('spend', 'adjust', 'repay') THEN points
                             WHEN kind = 'restore' THEN -points ELSE 0 END) AS spent,
-                   SUM(CASE WHEN kind IN ('transfer', 'reverse', 'rollover') THEN points
-                            ELSE 0 END) AS moved,
-                   SUM(CASE WHEN kind = 'expire' THEN points ELSE 0 END) AS expired
+                   SUM(CASE WHEN kind IN ('transfer', 'reverse', 'rollover', 'reactivate')
+                            THEN points ELSE 0 END) AS moved,
+                   SUM(CASE WHEN kind = 'expire' THEN points
+                            WHEN kind = 'reactivate' THEN -points ELSE 0 END) AS expired
             FROM draw WHERE lot_id IS NOT NULL GROUP BY lot_id) d ON d.lot_id = l.id
         WHERE l.spent <> COALESCE(d.spent, 0) OR l.moved <> COALESCE(d.moved, 0)
            OR l.expired <> COALESCE(d.expired, 0)"""),

@@ -1,0 +1,154 @@
+"""``pointctl expire run|status|preview``: the expiration engine for cron (SPEC §6).
+
+``expire run`` lists the due evaluations in a read, then performs each in its own transaction
+(a crash loses nothing performed; a second run at the same time waits for the policy row and
+then finds the evaluation done). ``--dry-run`` and ``preview`` perform them in one transaction
+that is rolled back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from pointctl.cli import state
+from pointctl.cli.options import FormatOption
+from pointctl.cli.render import OutputFormat, disposing, emit_rows, message, progress
+from pointctl.core.errors import InvalidInputError
+
+app = typer.Typer(help="Expire points on schedule (run from cron), see what is due and what "
+                       "will expire.", no_args_is_help=True)
+
+SUMMARY_COLUMNS = [
+    ("account", "account"), ("evaluations", "evaluations"), ("skipped", "done by another run"),
+    ("first", "first (UTC)"), ("last", "last (UTC)"), ("users", "users"),
+    ("lots", "lots"), ("expired", "points expired"), ("rolled_over", "points rolled over"),
+]
+STATUS_COLUMNS = [
+    ("account", "account"), ("policy", "policy"), ("rule", "rule"), ("schedule", "schedule"),
+    ("last_evaluation", "last evaluation (UTC)"), ("next_due", "next due (UTC)"),
+    ("due_now", "due now"),
+]
+PREVIEW_COLUMNS = [("account", "account"), ("user", "user"), ("at", "at (UTC)"),
+                   ("expires", "expires"), ("rolls_over", "rolls over")]
+
+
+def _summary(outcomes: list[Any]) -> list[dict[str, Any]]:
+    from pointctl.core.clock import format_time
+
+    rows: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        row = rows.setdefault(outcome.account, {
+            "account": outcome.account, "evaluations": 0, "skipped": 0, "first": None,
+            "last": None, "users": 0, "lots": 0, "expired": 0, "rolled_over": 0})
+        if not outcome.performed:
+            row["skipped"] += 1
+            continue
+        row["evaluations"] += 1
+        row["first"] = row["first"] or format_time(outcome.at)
+        row["last"] = format_time(outcome.at)
+        row["lots"] += outcome.lots
+        row["expired"] += outcome.expired
+        row["rolled_over"] += outcome.rolled_over
+        row["users"] += outcome.users
+    return list(rows.values())
+
+
+def _until(as_of: str | None) -> datetime:
+    from pointctl.core import clock
+
+    now = clock.now()
+    if as_of is None:
+        return now
+    until = clock.parse_time(as_of, what="--as-of")
+    if until > now:
+        raise InvalidInputError(f"--as-of {clock.format_time(until)} is in the future; "
+                                "evaluations happen only once their time has come")
+    return until
+
+
+@app.command()
+def run(
+    account: Annotated[str | None, typer.Option(
+        "--account", "-a", help="Only this account's evaluations.")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", metavar="TIME", help="Perform the evaluations due up to this past time "
+        "(default: now).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show what would expire; change nothing.")] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Perform every due evaluation, oldest first, each as of its scheduled time."""
+    from pointctl.services import expiry
+
+    until = _until(as_of)
+    actor = state.current.actor
+    if dry_run:
+        outcomes = state.call_rolled_back(expiry.simulate, until=until, account=account,
+                                          actor=actor, collect_users=False)
+    else:
+        outcomes = _perform_all(
+            state.call(expiry.due_evaluations, write=False, until=until, account=account),
+            actor)
+    rows = _summary(outcomes)
+    emit_rows(rows, fmt, SUMMARY_COLUMNS,
+              title="Expiration" + (" (dry run: nothing changed)" if dry_run else ""),
+              empty="No evaluations were due.")
+    performed = sum(row["evaluations"] for row in rows)
+    expired = sum(row["expired"] for row in rows)
+    rolled = sum(row["rolled_over"] for row in rows)
+    verb = "Would perform" if dry_run else "Performed"
+    message(f"{verb} {performed} evaluations: {expired} points expired, {rolled} rolled over"
+            + (" (dry run, nothing changed)" if dry_run else ""))
+
+
+def _perform_all(plan: list[Any], actor: str) -> list[Any]:
+    """Each evaluation in its own transaction, through one pooled connection."""
+    from pointctl.db.session import make_engine, run_in_transaction
+    from pointctl.services.expiry import perform
+
+    url = state.current.db_url
+    engine = make_engine(url, write=True, keep=True)
+    outcomes = []
+    with progress(len(plan), "expire") as advance, disposing(engine):
+        for due in plan:
+            def work(session: Any, due: Any = due) -> Any:
+                return perform(session, account_id=due.account_id, at=due.at, actor=actor)
+
+            outcomes.append(run_in_transaction(url, work, write=True, engine=engine))
+            advance(1)
+    return outcomes
+
+
+@app.command()
+def status(
+    account: Annotated[str | None, typer.Option("--account", "-a",
+                                                help="Only this account.")] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Per account: the policy in words, the last evaluation performed, the next one due."""
+    from pointctl.services.expiry import status as run_status
+
+    emit_rows(state.call(run_status, write=False, account=account), fmt, STATUS_COLUMNS,
+              title="Expiration status", empty="No accounts.")
+
+
+@app.command()
+def preview(
+    within: Annotated[str, typer.Option(
+        "--within", metavar="DURATION", help="How far ahead to look, e.g. 30d.")],
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user.")] = None,
+    account: Annotated[str | None, typer.Option("--account", "-a",
+                                                help="Only this account.")] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """What the schedules will expire within DURATION if nothing else happens, per account,
+    user and evaluation (overdue evaluations included)."""
+    from pointctl.services.expiry import preview as run_preview
+
+    rows = state.call_rolled_back(run_preview, within=within, user=user, account=account,
+                                  actor=state.current.actor)
+    emit_rows(rows, fmt, PREVIEW_COLUMNS, title=f"Expiring within {within}",
+              empty="Nothing expires in that time.")

@@ -1,0 +1,564 @@
+"""Expiration (SPEC §6): account policies, the evaluations ``expire run`` performs, their record,
+status and preview.
+
+An evaluation is a handful of set-based statements (STYLE habit 4), whatever the number of
+lots: the candidate lots and what each loses go into a temporary table, from which one
+INSERT ... SELECT writes the entries, one the draws, one UPDATE ... FROM the lots (and, for a
+rollover, one INSERT ... SELECT the new lots). Each (account, evaluation time) is performed
+once: the policy row is locked first (SQLite: the write lock of BEGIN IMMEDIATE), the
+evaluation is skipped when ``last_evaluated_at`` already reached it, and ``expiration_run``
+records it under a primary key. On PostgreSQL the balance rows of the users concerned are then
+locked in (user, account) order, like every other writer, so a spend never interleaves with an
+evaluation of the same balance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, text
+from sqlmodel import Session, col
+
+from pointctl.core import clock
+from pointctl.core.durations import Duration, parse_duration
+from pointctl.core.errors import InvalidInputError, NotFoundError, RefusedError
+from pointctl.core.expiry import (
+    SNAP_TO,
+    anniversary_cutoffs,
+    before,
+    check_fixed_date,
+    fixed_date_cutoff,
+    local_days,
+    snapped_cutoff,
+)
+from pointctl.core.schedules import Schedule, parse_schedule
+from pointctl.db.models import Account, ExpirationPolicy, ExpirationRun
+from pointctl.services.lookup import account_by_name
+from pointctl.services.settings import program_zone
+
+KINDS = ("rolling", "fixed-date", "inactivity")
+DEFAULT_ACTIVITY = ("issue", "spend")
+ENTRY_EVENTS = {"issue": "issue", "spend": "spend"}  # activity events that are ledger entries
+REFERENCE_TYPES = {"expiration": "Point Expiration", "rollover": "Point Rollover"}
+MAX_EVALUATIONS = 100_000
+
+
+# --- policies -------------------------------------------------------------------------------
+
+def _duration(value: str | None, what: str) -> str | None:
+    return None if value is None else str(parse_duration(value, what=what))
+
+
+def _events(values: Sequence[str]) -> str:
+    events: list[str] = []
+    for raw in values:
+        for part in raw.split(","):
+            event = part.strip().lower()
+            if not event:
+                continue
+            if len(event) > 50 or not all(ch.isalnum() or ch in "-_." for ch in event):
+                raise InvalidInputError(f"invalid activity event {event!r}: use words such as "
+                                        "issue, spend, login (letters, digits, - _ .)")
+            if event not in events:
+                events.append(event)
+    if not events:
+        raise InvalidInputError("--activity needs at least one event, such as issue,spend")
+    return ",".join(events)
+
+
+def set_policy(session: Session, *, account: str, kind: str, every: str | None = None,
+               older_than: str | None = None, rollover_to: str | None = None,
+               snap_to: str | None = None, fixed_date: str | None = None,
+               min_age: str | None = None, inactive_for: str | None = None,
+               percent: int | None = None, activity: Sequence[str] = (),
+               actor: str) -> dict[str, Any]:
+    """Give ``account`` its one expiration policy (replacing any other)."""
+    if kind not in KINDS:
+        raise InvalidInputError(f"unknown policy {kind!r}; choose from {', '.join(KINDS)}")
+    allowed = {"rolling": {"older_than", "rollover_to", "snap_to"},
+               "fixed-date": {"fixed_date", "min_age"},
+               "inactivity": {"inactive_for", "percent", "activity"}}[kind]
+    given = {"older_than": older_than, "rollover_to": rollover_to, "snap_to": snap_to,
+             "fixed_date": fixed_date, "min_age": min_age, "inactive_for": inactive_for,
+             "percent": percent, "activity": activity or None}
+    stray = [name for name, value in given.items() if value is not None and name not in allowed]
+    if stray:
+        options = ", ".join("--" + name.replace("_", "-") for name in stray)
+        raise InvalidInputError(f"{options} does not apply to a {kind} policy")
+    schedule = parse_schedule(every or "daily")
+    policy = ExpirationPolicy(account_id=0, kind=kind, schedule=schedule.text,
+                              starts_at=clock.now(), set_by=actor, updated_at=clock.now())
+    if kind == "rolling":
+        if older_than is None:
+            raise InvalidInputError("a rolling policy needs --older-than DURATION")
+        policy.older_than = _duration(older_than, "--older-than duration")
+        if snap_to is not None:
+            if snap_to.strip().lower() not in SNAP_TO:
+                raise InvalidInputError(f"invalid --snap-to {snap_to!r}; choose from "
+                                        f"{', '.join(SNAP_TO)}")
+            policy.snap_to = snap_to.strip().lower()
+    elif kind == "fixed-date":
+        problem = check_fixed_date((fixed_date or "").strip())
+        if problem:
+            raise InvalidInputError(f"invalid --fixed-date {fixed_date!r}: {problem}")
+        policy.fixed_date = (fixed_date or "").strip()
+        policy.min_age = _duration(min_age, "--min-age duration")
+    else:
+        if inactive_for is None:
+            raise InvalidInputError("an inactivity policy needs --inactive-for DURATION")
+        policy.inactive_for = _duration(inactive_for, "--inactive-for duration")
+        policy.percent = 100 if percent is None else percent
+        if not 1 <= policy.percent <= 100:
+            raise InvalidInputError(f"--percent must be between 1 and 100, not {percent}")
+        policy.activity = _events(activity) if activity else ",".join(DEFAULT_ACTIVITY)
+    target = account_by_name(session, account)
+    if rollover_to is not None:
+        into = account_by_name(session, rollover_to)
+        if into.id == target.id:
+            raise InvalidInputError("--rollover-to must be another account")
+        if into.qualifying != target.qualifying:
+            raise RefusedError(f"cannot roll {'qualifying' if target.qualifying else 'spendable'}"
+                               f" points into {'qualifying' if into.qualifying else 'spendable'}"
+                               f" account {into.name!r}")
+        policy.rollover_to_id = into.id
+    current = _lock_policy(session, target.id)
+    if current is not None:
+        same = all(getattr(current, name) == getattr(policy, name) for name in (
+            "kind", "schedule", "older_than", "rollover_to_id", "snap_to", "fixed_date",
+            "min_age", "inactive_for", "percent", "activity"))
+        if same:
+            return {**describe_policy(session, current), "changed": False}
+        # evaluations stay in order: the new policy starts after the last one performed
+        last = current.last_evaluated_at
+        policy.starts_at = max(policy.starts_at, last) if last else policy.starts_at
+        session.delete(current)
+        session.flush()
+    policy.account_id = target.id
+    session.add(policy)
+    session.flush()
+    return {**describe_policy(session, policy), "changed": True}
+
+
+def clear_policy(session: Session, *, account: str) -> dict[str, Any]:
+    target = account_by_name(session, account)
+    current = _lock_policy(session, target.id)
+    if current is not None:
+        session.delete(current)
+        session.flush()
+    return {"account": target.name, "policy": "none", "changed": current is not None}
+
+
+def _lock_policy(session: Session, account_id: int) -> ExpirationPolicy | None:
+    return session.exec(
+        select(ExpirationPolicy).where(col(ExpirationPolicy.account_id) == account_id)
+        .with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def policy_words(policy: ExpirationPolicy, names: dict[int, str]) -> str:
+    """The policy as one sentence for people."""
+    if policy.kind == "rolling":
+        words = f"points older than {policy.older_than} "
+        if policy.snap_to:
+            snap = ("the user's next enrollment anniversary" if policy.snap_to == "anniversary"
+                    else f"the next first day of a {policy.snap_to}")
+            words = f"points {policy.older_than} old, at {snap}, "
+        if policy.rollover_to_id:
+            return words + f"roll over into {names.get(policy.rollover_to_id, '?')}"
+        return words + "expire"
+    if policy.kind == "fixed-date":
+        age = f" once at least {policy.min_age} old" if policy.min_age else ""
+        return f"points expire on {policy.fixed_date}{age}"
+    return (f"{policy.percent}% of the available points expire for users without "
+            f"{' or '.join((policy.activity or '').split(','))} for {policy.inactive_for}")
+
+
+def describe_policy(session: Session, policy: ExpirationPolicy) -> dict[str, Any]:
+    names = dict(session.execute(select(Account.id, Account.name)).tuples().all())
+    zone = program_zone(session)
+    schedule = parse_schedule(policy.schedule)
+    after = policy.last_evaluated_at or policy.starts_at
+    due = schedule.next_after(after, zone, policy.starts_at)
+    return {
+        "account": names.get(policy.account_id), "policy": policy.kind,
+        "rule": policy_words(policy, names), "schedule": policy.schedule,
+        "timezone": zone.key, "older_than": policy.older_than,
+        "rollover_to": names.get(policy.rollover_to_id) if policy.rollover_to_id else None,
+        "snap_to": policy.snap_to, "fixed_date": policy.fixed_date, "min_age": policy.min_age,
+        "inactive_for": policy.inactive_for, "percent": policy.percent,
+        "activity": policy.activity.split(",") if policy.activity else None,
+        "since": clock.format_time(policy.starts_at),
+        "last_evaluation": clock.format_time(policy.last_evaluated_at),
+        "next_due": clock.format_time(due), "set_by": policy.set_by,
+    }
+
+
+def status(session: Session, *, account: str | None = None) -> list[dict[str, Any]]:
+    """Per account: the policy in words, the last evaluation performed, the next one due, and
+    how many are due now."""
+    query = select(Account).order_by(col(Account.id))
+    if account is not None:
+        query = query.where(col(Account.id) == account_by_name(session, account).id)
+    policies = {p.account_id: p for p in session.exec(select(ExpirationPolicy)).scalars()}
+    names = dict(session.execute(select(Account.id, Account.name)).tuples().all())
+    zone, now = program_zone(session), clock.now()
+    rows = []
+    for acct in session.exec(query).scalars():
+        policy = policies.get(acct.id)
+        if policy is None:
+            rows.append({"account": acct.name, "policy": "none",
+                         "rule": "points never expire", "schedule": None,
+                         "last_evaluation": None, "next_due": None, "due_now": 0})
+            continue
+        schedule = parse_schedule(policy.schedule)
+        after = policy.last_evaluated_at or policy.starts_at
+        due_now = sum(1 for _ in _times(schedule, after, now, zone, policy.starts_at))
+        rows.append({
+            "account": acct.name, "policy": policy.kind, "rule": policy_words(policy, names),
+            "schedule": f"{policy.schedule} ({zone.key})",
+            "last_evaluation": clock.format_time(policy.last_evaluated_at),
+            "next_due": clock.format_time(schedule.next_after(after, zone, policy.starts_at)),
+            "due_now": due_now,
+        })
+    return rows
+
+
+# --- what is due ----------------------------------------------------------------------------
+
+def _times(schedule: Schedule, after: datetime, until: datetime, zone: ZoneInfo,
+           start: datetime) -> list[datetime]:
+    times = []
+    for moment in schedule.times(after, until, zone, start):
+        times.append(moment)
+        if len(times) > MAX_EVALUATIONS:
+            raise RefusedError(f"more than {MAX_EVALUATIONS} evaluations are due for one "
+                               "account; run with an earlier --as-of first")
+    return times
+
+
+@dataclass(frozen=True, order=True)
+class Due:
+    at: datetime
+    account_id: int
+    account: str = field(compare=False)
+
+
+def due_evaluations(session: Session, *, until: datetime, account: str | None = None
+                    ) -> list[Due]:
+    """Every evaluation due at or before ``until``, oldest first (then by account), across
+    accounts: rolled-over points reach their account before its later evaluations."""
+    query = select(ExpirationPolicy, Account.name).join(
+        Account, col(Account.id) == col(ExpirationPolicy.account_id))
+    if account is not None:
+        target = account_by_name(session, account)
+        query = query.where(col(ExpirationPolicy.account_id) == target.id)
+    zone = program_zone(session)
+    found: list[Due] = []
+    for policy, name in session.execute(query).tuples():
+        after = policy.last_evaluated_at or policy.starts_at
+        for moment in _times(parse_schedule(policy.schedule), after, until, zone,
+                             policy.starts_at):
+            found.append(Due(moment, policy.account_id, name))
+    if account is not None and not found and target is not None:
+        if session.get(ExpirationPolicy, target.id) is None:
+            raise RefusedError(f"account {target.name!r} has no expiration policy; set one "
+                               "with 'pointctl accounts expiration'")
+    return sorted(found)
+
+
+# --- one evaluation -------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    account: str
+    at: datetime
+    performed: bool  # False: another run performed it first
+    users: int = 0
+    lots: int = 0
+    expired: int = 0
+    rolled_over: int = 0
+    per_user: list[tuple[str, int, int]] = field(default_factory=list)  # user, expired, rolled
+
+
+class _Sql:
+    """Dialect details of the evaluation statements."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+
+    def time(self, moment: datetime) -> Any:
+        # SQLite stores times as text with microseconds; bind them in the same form
+        return moment if self.postgres else moment.isoformat(" ", "microseconds")
+
+    def run(self, statement: str, **params: Any) -> Any:
+        return self.session.execute(text(statement), params)
+
+    def drop(self, *tables: str) -> None:
+        for table in tables:
+            self.run(f"DROP TABLE IF EXISTS {table}")
+
+    def new_ids(self, table: str, count_sql: str) -> str:
+        """An SQL expression giving each candidate row a new id of ``table``: the sequence on
+        PostgreSQL; on SQLite the write lock makes max(id) + row number ours."""
+        if self.postgres:
+            return f"nextval(pg_get_serial_sequence('{table}', 'id'))"
+        last = self.run(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one()
+        return f"{int(last)} + {count_sql}"
+
+
+def perform(session: Session, *, account_id: int, at: datetime, actor: str,
+            collect_users: bool = False) -> Outcome:
+    """Perform the evaluation of ``account_id`` at ``at`` unless it was performed already."""
+    policy = _lock_policy(session, account_id)
+    account = session.get(Account, account_id)
+    name = account.name if account else str(account_id)
+    if policy is None or (policy.last_evaluated_at is not None
+                          and policy.last_evaluated_at >= at) or at <= policy.starts_at:
+        return Outcome(name, at, performed=False)
+    zone = program_zone(session)
+    now = clock.now()
+    sql = _Sql(session)
+    sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
+    rollover = policy.rollover_to_id
+    widest = _candidates_cutoff(policy, at, zone)
+    # users with candidate lots, locked (PostgreSQL) in the order every writer uses
+    targets = [account_id] + ([rollover] if rollover else [])
+    sql.run("CREATE TEMP TABLE pointctl_exp_user (user_id VARCHAR(200) PRIMARY KEY)")
+    holders = ("SELECT DISTINCT user_id FROM lot WHERE account_id = :account AND remaining > 0"
+               " AND created_at <= :widest")
+    params = {"account": account_id, "widest": sql.time(widest), "now": sql.time(now)}
+    if rollover:
+        _create_balances(sql, holders, rollover, params)
+    if sql.postgres:
+        accounts = ", ".join(str(a) for a in targets)
+        sql.run(f"""WITH locked AS (
+                      SELECT user_id FROM balance WHERE account_id IN ({accounts})
+                        AND user_id IN ({holders})
+                      ORDER BY user_id COLLATE "C", account_id FOR UPDATE)
+                    INSERT INTO pointctl_exp_user SELECT DISTINCT user_id FROM locked""",
+                **params)
+    else:
+        sql.run(f"INSERT INTO pointctl_exp_user {holders}", **params)
+    candidates = _candidate_sql(sql, policy, at, zone, params)
+    row = "ROW_NUMBER() OVER (ORDER BY c.lot_id)"
+    if rollover:  # a debit entry in this account and a credit entry in the rollover account
+        columns = (f"c.*, {sql.new_ids('entry', f'2 * {row} - 1')} AS entry_id, "
+                   f"{sql.new_ids('entry', f'2 * {row}')} AS rolled_entry_id, "
+                   f"{sql.new_ids('lot', row)} AS new_lot_id")
+    else:
+        columns = f"c.*, {sql.new_ids('entry', row)} AS entry_id"
+    sql.run(f"CREATE TEMP TABLE pointctl_exp AS SELECT {columns} FROM ({candidates}) c",
+            **params)
+    lots, users, points = sql.run("SELECT COUNT(*), COUNT(DISTINCT user_id), "
+                                  "COALESCE(SUM(points), 0) FROM pointctl_exp").one()
+    outcome = Outcome(name, at, performed=True, users=int(users), lots=int(lots))
+    if lots:
+        if sql.postgres:
+            sql.run("ANALYZE pointctl_exp")
+        kind = "rollover" if rollover else "expiration"
+        _write(sql, policy, kind=kind, at=at, now=now, actor=actor, zone=zone)
+        if rollover:
+            outcome.rolled_over = int(points)
+        else:
+            outcome.expired = int(points)
+        if collect_users:
+            outcome.per_user = [
+                (user, 0 if rollover else int(total), int(total) if rollover else 0)
+                for user, total in sql.run("SELECT user_id, SUM(points) FROM pointctl_exp "
+                                           "GROUP BY user_id ORDER BY user_id")]
+    sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
+    names = dict(session.execute(select(Account.id, Account.name)).tuples().all())
+    session.add(ExpirationRun(
+        account_id=account_id, evaluated_at=at, policy=policy_words(policy, names)[:300],
+        users=outcome.users, lots=outcome.lots, expired=outcome.expired,
+        rolled_over=outcome.rolled_over, actor=actor, performed_at=now))
+    policy.last_evaluated_at = at
+    session.add(policy)
+    session.flush()
+    return outcome
+
+
+def _create_balances(sql: _Sql, holders: str, account_id: int, params: dict[str, Any]) -> None:
+    conflict = "ON CONFLICT DO NOTHING"
+    sql.run(f"INSERT INTO balance (user_id, account_id, debt, created_at) "
+            f"SELECT user_id, {int(account_id)}, 0, :now FROM ({holders}) h "
+            f"WHERE true {conflict}", **params)
+
+
+def _candidates_cutoff(policy: ExpirationPolicy, at: datetime, zone: ZoneInfo) -> datetime:
+    """The latest creation time any lot expiring at ``at`` can have."""
+    if policy.kind == "rolling":
+        return before(at, parse_duration(policy.older_than or ""), zone)
+    if policy.kind == "fixed-date":
+        return fixed_date_cutoff(at, policy.fixed_date or "", _maybe(policy.min_age), zone)
+    return at
+
+
+def _maybe(value: str | None) -> Duration | None:
+    return parse_duration(value) if value else None
+
+
+def _candidate_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
+                   params: dict[str, Any]) -> str:
+    """A SELECT of (lot_id, user_id, source_id, credit_entry_id, points): what each lot loses."""
+    mine = ("l.account_id = :account AND l.remaining > 0 "
+            "AND l.user_id IN (SELECT user_id FROM pointctl_exp_user)")
+    take_all = "SELECT l.id AS lot_id, l.user_id, l.source_id, l.entry_id AS credit_entry_id, " \
+               "l.remaining AS points FROM lot l"
+    if policy.kind == "fixed-date" or (policy.kind == "rolling" and not policy.snap_to):
+        return f"{take_all} WHERE {mine} AND l.created_at <= :widest"
+    if policy.kind == "rolling" and policy.snap_to != "anniversary":
+        params["cutoff"] = sql.time(snapped_cutoff(
+            at, parse_duration(policy.older_than or ""), policy.snap_to or "", zone))
+        return f"{take_all} WHERE {mine} AND l.created_at <= :cutoff"
+    if policy.kind == "rolling":
+        return _anniversary_sql(sql, policy, at, zone, take_all, mine)
+    return _inactivity_sql(sql, policy, at, zone, params)
+
+
+def _anniversary_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
+                     take_all: str, mine: str) -> str:
+    """Per user, the cut-off of the latest anniversary of enrollment (the user's first entry,
+    as a wall-clock day) at or before ``at``: two small calendar tables and a join."""
+    older_than = parse_duration(policy.older_than or "")
+    sql.run("CREATE TEMP TABLE pointctl_anniv (mmdd VARCHAR(5) PRIMARY KEY, cutoff TIMESTAMP)")
+    sql.run("CREATE TEMP TABLE pointctl_days (day_start TIMESTAMP PRIMARY KEY, mmdd VARCHAR(5))")
+    sql.session.execute(text("INSERT INTO pointctl_anniv VALUES (:mmdd, :cutoff)"), [
+        {"mmdd": mmdd, "cutoff": sql.time(cutoff)}
+        for mmdd, cutoff in anniversary_cutoffs(at, older_than, zone).items()])
+    first = sql.run("SELECT MIN(e.occurred_at) FROM entry e "
+                    "WHERE e.user_id IN (SELECT user_id FROM pointctl_exp_user)").scalar_one()
+    if first is not None:
+        if isinstance(first, str):
+            first = datetime.fromisoformat(first)
+        sql.session.execute(text("INSERT INTO pointctl_days VALUES (:start, :mmdd)"), [
+            {"start": sql.time(start), "mmdd": mmdd}
+            for start, mmdd in local_days(first, at, zone)])
+    return f"""{take_all}
+        JOIN (SELECT e.user_id, MIN(e.occurred_at) AS enrolled FROM entry e
+              WHERE e.user_id IN (SELECT user_id FROM pointctl_exp_user)
+              GROUP BY e.user_id) u ON u.user_id = l.user_id
+        JOIN pointctl_days d ON d.day_start = (SELECT MAX(day_start) FROM pointctl_days
+                                               WHERE day_start <= u.enrolled)
+        JOIN pointctl_anniv n ON n.mmdd = d.mmdd
+        WHERE {mine} AND l.created_at <= n.cutoff"""
+
+
+def _inactivity_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
+                    params: dict[str, Any]) -> str:
+    """Users whose latest qualifying activity (or, without any, their enrollment) is at or
+    before ``at`` - inactive_for lose ``percent`` of their available points, oldest lots first:
+    running sums over each user's lots say how much each lot gives."""
+    events = (policy.activity or "").split(",")
+    entry_types = sorted({ENTRY_EVENTS[e] for e in events if e in ENTRY_EVENTS})
+    custom = sorted(e for e in events if e not in ENTRY_EVENTS)
+    params["since"] = sql.time(before(at, parse_duration(policy.inactive_for or ""), zone))
+    params["at"] = sql.time(at)
+    users = "SELECT user_id FROM pointctl_exp_user"
+    seen = [f"SELECT user_id, MIN(occurred_at) AS at FROM entry WHERE user_id IN ({users}) "
+            "AND occurred_at <= :at GROUP BY user_id"]
+    if entry_types:
+        for index, name in enumerate(entry_types):
+            params[f"type{index}"] = name
+        names = ", ".join(f":type{index}" for index in range(len(entry_types)))
+        seen.append(f"SELECT user_id, MAX(occurred_at) FROM entry WHERE user_id IN ({users}) "
+                    f"AND type IN ({names}) AND occurred_at <= :at GROUP BY user_id")
+    if custom:
+        for index, name in enumerate(custom):
+            params[f"event{index}"] = name
+        names = ", ".join(f":event{index}" for index in range(len(custom)))
+        seen.append(f"SELECT user_id, MAX(occurred_at) FROM activity WHERE user_id IN ({users})"
+                    f" AND event IN ({names}) AND occurred_at <= :at GROUP BY user_id")
+    percent = int(policy.percent or 100)
+    return f"""SELECT lot_id, user_id, source_id, credit_entry_id,
+                      CASE WHEN remaining < share - before THEN remaining
+                           ELSE share - before END AS points
+        FROM (SELECT l.id AS lot_id, l.user_id, l.source_id, l.entry_id AS credit_entry_id,
+                     l.remaining,
+                     SUM(l.remaining) OVER (PARTITION BY l.user_id ORDER BY l.created_at, l.id
+                                            ROWS UNBOUNDED PRECEDING) - l.remaining AS before,
+                     SUM(l.remaining) OVER (PARTITION BY l.user_id) * {percent} / 100 AS share
+              FROM lot l
+              JOIN (SELECT user_id FROM ({' UNION ALL '.join(seen)}) s
+                    GROUP BY user_id HAVING MAX(at) <= :since) i ON i.user_id = l.user_id
+              WHERE l.account_id = :account AND l.remaining > 0 AND l.created_at <= :at
+                AND l.available_at <= :at) r
+        WHERE share > before"""
+
+
+def _write(sql: _Sql, policy: ExpirationPolicy, *, kind: str, at: datetime, now: datetime,
+           actor: str, zone: ZoneInfo) -> None:
+    """Entries, draws and lot updates for every row of pointctl_exp."""
+    local = clock.to_local(at, zone)
+    note = f"{policy.kind} evaluation of {local:%Y-%m-%d %H:%M} {zone.key}"
+    params = {"account": policy.account_id, "kind": kind, "actor": actor, "at": sql.time(at),
+              "now": sql.time(now), "note": note, "rtype": REFERENCE_TYPES[kind]}
+    entry_columns = ("id, type, user_id, account_id, source_id, points, reference_type, note, "
+                     "related_entry_id, written_off, actor, occurred_at, recorded_at")
+    sql.run(f"INSERT INTO entry ({entry_columns}) SELECT entry_id, :kind, user_id, :account, "
+            "source_id, -points, :rtype, :note, credit_entry_id, 0, :actor, :at, :now "
+            "FROM pointctl_exp ORDER BY entry_id", **params)
+    draw_kind = "rollover" if kind == "rollover" else "expire"
+    sql.run("INSERT INTO draw (entry_id, lot_id, kind, points) "
+            f"SELECT entry_id, lot_id, '{draw_kind}', points FROM pointctl_exp ORDER BY entry_id")
+    bucket = "moved" if kind == "rollover" else "expired"
+    sql.run(f"UPDATE lot SET remaining = lot.remaining - e.points, "
+            f"{bucket} = lot.{bucket} + e.points FROM pointctl_exp e WHERE lot.id = e.lot_id")
+    if kind != "rollover":
+        return
+    into = sql.session.get(Account, policy.rollover_to_id)
+    assert into is not None
+    available = parse_duration(into.pending_for).add_to(at) if into.pending_for else at
+    params.update({"into": into.id, "available": sql.time(available)})
+    sql.run(f"INSERT INTO entry ({entry_columns}) SELECT rolled_entry_id, :kind, user_id, "
+            ":into, source_id, points, :rtype, :note, entry_id, 0, :actor, :at, :now "
+            "FROM pointctl_exp ORDER BY rolled_entry_id", **params)
+    sql.run("INSERT INTO lot (id, user_id, account_id, source_id, entry_id, original, spent, "
+            "expired, moved, remaining, created_at, available_at) SELECT new_lot_id, user_id, "
+            ":into, source_id, rolled_entry_id, points, 0, 0, 0, points, :at, :available "
+            "FROM pointctl_exp ORDER BY new_lot_id", **params)
+
+
+# --- preview --------------------------------------------------------------------------------
+
+def simulate(session: Session, *, until: datetime, account: str | None, actor: str,
+             collect_users: bool) -> list[Outcome]:
+    """Perform every evaluation due until ``until`` in this transaction (the caller rolls it
+    back): the dry run and the preview."""
+    outcomes = []
+    for due in due_evaluations(session, until=until, account=account):
+        outcomes.append(perform(session, account_id=due.account_id, at=due.at, actor=actor,
+                                collect_users=collect_users))
+    return outcomes
+
+
+def preview(session: Session, *, within: str, user: str | None = None,
+            account: str | None = None, actor: str) -> list[dict[str, Any]]:
+    """What the schedules will expire (or roll over) within ``within`` from now if nothing else
+    happens, per account, user and evaluation; overdue evaluations are included. The caller
+    rolls the transaction back."""
+    horizon = parse_duration(within, what="--within duration").add_to(clock.now())
+    if account is not None:
+        account_by_name(session, account)
+    rows = []
+    for outcome in simulate(session, until=horizon, account=account, actor=actor,
+                            collect_users=True):
+        for user_id, expired, rolled in outcome.per_user:
+            if user is None or user_id == user:
+                rows.append({"account": outcome.account, "user": user_id,
+                             "at": clock.format_time(outcome.at), "expires": expired,
+                             "rolls_over": rolled})
+    if user is not None and not rows:
+        # an unknown user is worth saying; a known one simply has nothing expiring
+        from pointctl.db.models import Balance
+
+        known = session.exec(select(Balance.user_id).where(col(Balance.user_id) == user)
+                             .limit(1)).first()
+        if known is None:
+            raise NotFoundError(f"no balances for user {user!r}")
+    return rows
