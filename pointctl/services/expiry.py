@@ -178,7 +178,7 @@ def policy_words(policy: ExpirationPolicy, names: dict[int, str]) -> str:
 
 
 def describe_policy(session: Session, policy: ExpirationPolicy) -> dict[str, Any]:
-    names = dict(session.execute(select(Account.id, Account.name)).tuples().all())
+    names = dict(session.execute(select(Account.id, Account.name)).all())
     zone = program_zone(session)
     schedule = parse_schedule(policy.schedule)
     after = policy.last_evaluated_at or policy.starts_at
@@ -204,7 +204,7 @@ def status(session: Session, *, account: str | None = None) -> list[dict[str, An
     if account is not None:
         query = query.where(col(Account.id) == account_by_name(session, account).id)
     policies = {p.account_id: p for p in session.exec(select(ExpirationPolicy)).scalars()}
-    names = dict(session.execute(select(Account.id, Account.name)).tuples().all())
+    names = dict(session.execute(select(Account.id, Account.name)).all())
     zone, now = program_zone(session), clock.now()
     rows = []
     for acct in session.exec(query).scalars():
@@ -258,7 +258,7 @@ def due_evaluations(session: Session, *, until: datetime, account: str | None = 
         query = query.where(col(ExpirationPolicy.account_id) == target.id)
     zone = program_zone(session)
     found: list[Due] = []
-    for policy, name in session.execute(query).tuples():
+    for policy, name in session.execute(query):
         after = policy.last_evaluated_at or policy.starts_at
         for moment in _times(parse_schedule(policy.schedule), after, until, zone,
                              policy.starts_at):
@@ -331,7 +331,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     sql.run("CREATE TEMP TABLE pointctl_exp_user (user_id VARCHAR(200) PRIMARY KEY)")
     holders = ("SELECT DISTINCT user_id FROM lot WHERE account_id = :account AND remaining > 0"
                " AND created_at <= :widest")
-    params = {"account": account_id, "widest": sql.time(widest), "now": sql.time(now)}
+    params = {"account": account_id, "widest": sql.time(widest), "at": sql.time(at)}
     if rollover:
         _create_balances(sql, holders, rollover, params)
     if sql.postgres:
@@ -372,7 +372,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
                 for user, total in sql.run("SELECT user_id, SUM(points) FROM pointctl_exp "
                                            "GROUP BY user_id ORDER BY user_id")]
     sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
-    names = dict(session.execute(select(Account.id, Account.name)).tuples().all())
+    names = dict(session.execute(select(Account.id, Account.name)).all())
     session.add(ExpirationRun(
         account_id=account_id, evaluated_at=at, policy=policy_words(policy, names)[:300],
         users=outcome.users, lots=outcome.lots, expired=outcome.expired,
@@ -386,7 +386,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
 def _create_balances(sql: _Sql, holders: str, account_id: int, params: dict[str, Any]) -> None:
     conflict = "ON CONFLICT DO NOTHING"
     sql.run(f"INSERT INTO balance (user_id, account_id, debt, created_at) "
-            f"SELECT user_id, {int(account_id)}, 0, :now FROM ({holders}) h "
+            f"SELECT user_id, {int(account_id)}, 0, :at FROM ({holders}) h "
             f"WHERE true {conflict}", **params)
 
 
@@ -480,9 +480,12 @@ def _inactivity_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: Zon
                            ELSE share - before END AS points
         FROM (SELECT l.id AS lot_id, l.user_id, l.source_id, l.entry_id AS credit_entry_id,
                      l.remaining,
-                     SUM(l.remaining) OVER (PARTITION BY l.user_id ORDER BY l.created_at, l.id
-                                            ROWS UNBOUNDED PRECEDING) - l.remaining AS before,
-                     SUM(l.remaining) OVER (PARTITION BY l.user_id) * {percent} / 100 AS share
+                     CAST(SUM(l.remaining) OVER (PARTITION BY l.user_id
+                                                 ORDER BY l.created_at, l.id
+                                                 ROWS UNBOUNDED PRECEDING) AS BIGINT)
+                         - l.remaining AS before,
+                     CAST(SUM(l.remaining) OVER (PARTITION BY l.user_id) AS BIGINT)
+                         * {percent} / 100 AS share
               FROM lot l
               JOIN (SELECT user_id FROM ({' UNION ALL '.join(seen)}) s
                     GROUP BY user_id HAVING MAX(at) <= :since) i ON i.user_id = l.user_id

@@ -84,7 +84,7 @@ def _expired_parts(session: Session, user: str, account_id: int, since: Any, unt
                col(Lot.account_id) == account_id, col(Entry.occurred_at) > since,
                col(Entry.occurred_at) <= until)
         .order_by(col(Entry.occurred_at).desc(), col(Draw.id).desc())
-    ).tuples().all()
+    ).all()
     return [(draw, lot, draw.points - int(done)) for draw, lot, done in rows
             if draw.points - int(done) > 0]
 
