@@ -96,3 +96,18 @@ def _fixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("POINTCTL_DATABASE_URL", "POINTCTL_FORMAT", "POINTCTL_ACTOR", "POINTCTL_NOW"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POINTCTL_ACTOR", "tester")
+
+
+@pytest.fixture
+def twin_url(db_url: str, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """A second fresh database on the same backend as ``db_url``."""
+    if db_url.startswith("sqlite"):
+        path = tmp_path / "twin.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    base = pg_base_url()
+    assert base is not None
+    for url in fresh_pg_schema(base):
+        upgrade(url)
+        yield url

@@ -72,21 +72,6 @@ def setup(cli: Cli) -> None:
            "--per-customer")
 
 
-@pytest.fixture
-def twin_url(db_url: str, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
-    """A second fresh database on the same backend as ``db_url``."""
-    if db_url.startswith("sqlite"):
-        path = tmp_path / "twin.db"
-        shutil.copyfile(sqlite_template, path)
-        yield f"sqlite:///{path}"
-        return
-    base = pg_base_url()
-    assert base is not None
-    for url in fresh_pg_schema(base):
-        upgrade(url)
-        yield url
-
-
 def write_jsonl(path: Path, ops: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(op) + "\n" for op in ops))
     return path

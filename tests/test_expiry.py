@@ -12,7 +12,7 @@ from sqlalchemy.pool import NullPool
 
 from pointctl.db.session import parse_url
 from tests.helpers import Cli, snapshot
-from tests.test_batch import ledger_state, twin_url  # noqa: F401  (a fixture)
+from tests.test_batch import ledger_state
 
 
 def at(moment: str) -> dict[str, str]:

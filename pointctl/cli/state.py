@@ -54,7 +54,7 @@ def call_rolled_back(service: Callable[..., T], **kwargs: Any) -> T:
         with transaction(current.db_url, write=True) as session:
             raise _RollBack(service(session, **kwargs))
     except _RollBack as done:
-        return done.result  # type: ignore[no-any-return]
+        return done.result
 
 
 def program_zone_name() -> str | None:

@@ -137,7 +137,7 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
         policy.starts_at = max(policy.starts_at, last) if last else policy.starts_at
         session.delete(current)
         session.flush()
-    policy.account_id = target.id
+    policy.account_id = int(target.id or 0)
     session.add(policy)
     session.flush()
     return {**describe_policy(session, policy), "changed": True}
@@ -159,6 +159,10 @@ def _lock_policy(session: Session, account_id: int) -> ExpirationPolicy | None:
     ).scalar_one_or_none()
 
 
+def account_names(session: Session) -> dict[int, str]:
+    return {int(row[0]): str(row[1]) for row in session.execute(select(Account.id, Account.name))}
+
+
 def policy_words(policy: ExpirationPolicy, names: dict[int, str]) -> str:
     """The policy as one sentence for people."""
     if policy.kind == "rolling":
@@ -178,7 +182,7 @@ def policy_words(policy: ExpirationPolicy, names: dict[int, str]) -> str:
 
 
 def describe_policy(session: Session, policy: ExpirationPolicy) -> dict[str, Any]:
-    names = dict(session.execute(select(Account.id, Account.name)).all())
+    names = account_names(session)
     zone = program_zone(session)
     schedule = parse_schedule(policy.schedule)
     after = policy.last_evaluated_at or policy.starts_at
@@ -204,7 +208,7 @@ def status(session: Session, *, account: str | None = None) -> list[dict[str, An
     if account is not None:
         query = query.where(col(Account.id) == account_by_name(session, account).id)
     policies = {p.account_id: p for p in session.exec(select(ExpirationPolicy)).scalars()}
-    names = dict(session.execute(select(Account.id, Account.name)).all())
+    names = account_names(session)
     zone, now = program_zone(session), clock.now()
     rows = []
     for acct in session.exec(query).scalars():
@@ -372,7 +376,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
                 for user, total in sql.run("SELECT user_id, SUM(points) FROM pointctl_exp "
                                            "GROUP BY user_id ORDER BY user_id")]
     sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
-    names = dict(session.execute(select(Account.id, Account.name)).all())
+    names = account_names(session)
     session.add(ExpirationRun(
         account_id=account_id, evaluated_at=at, policy=policy_words(policy, names)[:300],
         users=outcome.users, lots=outcome.lots, expired=outcome.expired,
