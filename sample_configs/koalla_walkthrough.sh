@@ -21,6 +21,8 @@ pointctl sources create "Tier Qualifying Points" --link "Tier Qualifying"
 pointctl sources inventory "Ride Share Partner" --adjust +10000 --reason "Q4 budget top-up"
 pointctl restrictions add "Ride Share Partner" --max-points 100 --per 1d --per-customer
 pointctl restrictions add "Ride Share Partner" --max-points 50000 --per 1d
+pointctl config set timezone America/New_York
+pointctl accounts expiration "Purchase Escrow" --rolling --older-than 30d --rollover-to "Spendable - Core"
 pointctl accounts list
 pointctl sources list
 pointctl sources show "ride share partner"
@@ -34,6 +36,10 @@ pointctl reverse --reference-id checkout-9 --points 50
 pointctl issue cust-1042 80 --source "Ride Share Partner" --reference-id ride-1
 pointctl issue cust-1042 50 --source "Ride Share Partner" --reference-id ride-2 --clamp
 pointctl restrictions list "Ride Share Partner" --user cust-1042
+pointctl issue cust-1042 200 --source "Base Purchases" --account "Purchase Escrow" --reference-id order-3
+pointctl expire status
+pointctl expire preview --within 31d --user cust-1042
+pointctl expire run
 pointctl balance cust-1042
 pointctl report audit --user cust-1042
 pointctl verify

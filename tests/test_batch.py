@@ -7,12 +7,10 @@ import csv
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from pointctl.db.migrate import upgrade
 from pointctl.db.session import parse_url
-from tests.conftest import fresh_pg_schema, pg_base_url
 from tests.helpers import Cli, snapshot
 
 NOW = "2026-05-01T12:00:00Z"

@@ -65,6 +65,9 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
     assert "Replayed (idempotency key seen before): Spent 300 points" in result.stderr
     assert "Reversed 50 points" in result.stderr
     assert "Ledger verified: every rule holds" in result.stderr
+    assert "Set timezone to America/New_York" in result.stderr
+    assert "roll over into Spendable - Core" in result.stdout  # expire status
+    assert "Performed 0 evaluations" in result.stderr  # the policy was set a moment ago
     # the walkthrough's database matches sample_configs/koalla.toml
     url = f"sqlite:///{tmp_path / 'walkthrough' / 'pointctl.db'}"
     program = tomllib.loads((ROOT / "sample_configs" / "koalla.toml").read_text())
@@ -83,6 +86,21 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
         assert have["qualifying"] == wanted.get("qualifying", False)
         assert have["allow_negative"] == wanted.get("allow_negative", True)
         assert have["max_balance"] == wanted.get("max_balance")
+    policies = {row["account"]: row for row in pointctl_json("expire", "status")}
+    assert pointctl_json("config", "show")[0]["value"] == program["program"]["timezone"]
+    for wanted in program["accounts"]:
+        rule = wanted.get("expiration")
+        have = policies[wanted["name"]]
+        if rule is None:
+            assert have["policy"] == "none"
+            continue
+        assert have["policy"] == rule["type"]
+        assert have["schedule"] == f"{rule['every']} ({program['program']['timezone']})"
+        assert f"older than {rule['older_than']} roll over into {rule['rollover_to']}" in \
+            have["rule"]
+        preview = pointctl_json("expire", "preview", "--within", "31d", "--user", "cust-1042",
+                                "--account", wanted["name"])
+        assert [(row["expires"], row["rolls_over"]) for row in preview] == [(0, 200)]
     sources = {s["name"]: s for s in pointctl_json("sources", "list")}
     assert set(sources) == {s["name"] for s in program["sources"]}
     for wanted in program["sources"]:

@@ -512,7 +512,7 @@ def _write(sql: _Sql, policy: ExpirationPolicy, *, kind: str, at: datetime, now:
             "FROM pointctl_exp ORDER BY entry_id", **params)
     draw_kind = "rollover" if kind == "rollover" else "expire"
     sql.run("INSERT INTO draw (entry_id, lot_id, kind, points) "
-            f"SELECT entry_id, lot_id, '{draw_kind}', points FROM pointctl_exp ORDER BY entry_id")
+            f"SELECT entry_id, lot_id, '{draw_kind}', points FROM pointctl_exp")
     bucket = "moved" if kind == "rollover" else "expired"
     sql.run(f"UPDATE lot SET remaining = lot.remaining - e.points, "
             f"{bucket} = lot.{bucket} + e.points FROM pointctl_exp e WHERE lot.id = e.lot_id")
@@ -524,11 +524,11 @@ def _write(sql: _Sql, policy: ExpirationPolicy, *, kind: str, at: datetime, now:
     params.update({"into": into.id, "available": sql.time(available)})
     sql.run(f"INSERT INTO entry ({entry_columns}) SELECT rolled_entry_id, :kind, user_id, "
             ":into, source_id, points, :rtype, :note, entry_id, 0, :actor, :at, :now "
-            "FROM pointctl_exp ORDER BY rolled_entry_id", **params)
+            "FROM pointctl_exp", **params)
     sql.run("INSERT INTO lot (id, user_id, account_id, source_id, entry_id, original, spent, "
             "expired, moved, remaining, created_at, available_at) SELECT new_lot_id, user_id, "
             ":into, source_id, rolled_entry_id, points, 0, 0, 0, points, :at, :available "
-            "FROM pointctl_exp ORDER BY new_lot_id", **params)
+            "FROM pointctl_exp", **params)
 
 
 # --- preview --------------------------------------------------------------------------------
