@@ -126,3 +126,14 @@ def test_python_api_example(tmp_path: Path, monkeypatch) -> None:  # type: ignor
     from tests.helpers import Cli
 
     assert Cli("sqlite:///pointctl.db").json("accounts", "show", "Spendable - Core")["default"]
+
+
+def test_the_systemd_units_the_readme_names_run_expire() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for name in ("pointctl-expire.service", "pointctl-expire.timer"):
+        assert f"deploy/systemd/{name}" in readme or "deploy/systemd/pointctl-expire.*" in readme
+        assert (ROOT / "deploy" / "systemd" / name).is_file()
+    service = (ROOT / "deploy" / "systemd" / "pointctl-expire.service").read_text()
+    assert "ExecStart=" in service and "pointctl expire run" in service
+    timer = (ROOT / "deploy" / "systemd" / "pointctl-expire.timer").read_text()
+    assert "OnCalendar=" in timer and "Persistent=true" in timer

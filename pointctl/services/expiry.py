@@ -509,7 +509,7 @@ def _write(sql: _Sql, policy: ExpirationPolicy, *, kind: str, at: datetime, now:
                      "related_entry_id, written_off, actor, occurred_at, recorded_at")
     sql.run(f"INSERT INTO entry ({entry_columns}) SELECT entry_id, :kind, user_id, :account, "
             "source_id, -points, :rtype, :note, credit_entry_id, 0, :actor, :at, :now "
-            "FROM pointctl_exp ORDER BY entry_id", **params)
+            "FROM pointctl_exp", **params)
     draw_kind = "rollover" if kind == "rollover" else "expire"
     sql.run("INSERT INTO draw (entry_id, lot_id, kind, points) "
             f"SELECT entry_id, lot_id, '{draw_kind}', points FROM pointctl_exp")
