@@ -35,6 +35,13 @@ _SERVICES = {
     "activate_source": "pointctl.services.sources",
     "archive_source": "pointctl.services.sources",
     "adjust_inventory": "pointctl.services.sources",
+    "set_policy": "pointctl.services.expiry",
+    "clear_policy": "pointctl.services.expiry",
+    "due_evaluations": "pointctl.services.expiry",
+    "perform": "pointctl.services.expiry",
+    "preview": "pointctl.services.expiry",
+    "set_reactivation": "pointctl.services.reactivation",
+    "reactivate": "pointctl.services.reactivation",
     "transaction": "pointctl.db.session",
     "upgrade": "pointctl.db.migrate",
 }

@@ -17,7 +17,8 @@ def test_create_and_show(cli: Cli) -> None:
     assert account == {
         "id": 1, "name": "Spendable - Core", "group": "Spendable Point Balance",
         "status": "active", "default": True, "allow_negative": True, "max_balance": 50000,
-        "qualifying": False, "pending_for": "30d", "sources": [], "source_count": 0,
+        "qualifying": False, "pending_for": "30d", "expiration": "never", "reactivation": "off",
+        "sources": [], "source_count": 0,
         "created_at": "2026-03-01T09:00:00Z", "updated_at": "2026-03-01T09:00:00Z",
     }
 

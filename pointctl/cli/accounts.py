@@ -24,7 +24,8 @@ FIELDS = [
     ("id", "id"), ("name", "name"), ("group", "group"), ("status", "status"),
     ("default", "default"), ("allow_negative", "allow negative"),
     ("max_balance", "max balance"), ("qualifying", "qualifying"),
-    ("pending_for", "pending for"), ("sources", "sources"), ("created_at", "created (UTC)"),
+    ("pending_for", "pending for"), ("expiration", "expiration"),
+    ("reactivation", "reactivation"), ("sources", "sources"), ("created_at", "created (UTC)"),
     ("updated_at", "updated (UTC)"),
 ]
 

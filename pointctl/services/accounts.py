@@ -12,7 +12,7 @@ from pointctl.core import clock
 from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, RefusedError
 from pointctl.core.validation import check_points, clean_name, name_key
-from pointctl.db.models import Account, AccountSource, Balance
+from pointctl.db.models import Account, AccountSource, Balance, ExpirationPolicy
 from pointctl.services.lookup import (
     account_by_name,
     dedupe_names,
@@ -58,11 +58,28 @@ def describe_account(
         "max_balance": account.max_balance,
         "qualifying": account.qualifying,
         "pending_for": account.pending_for,
+        "expiration": _expiration_words(session, account),
+        "reactivation": _reactivation_words(account),
         "sources": sources,
         "source_count": len(sources),
         "created_at": clock.format_time(account.created_at),
         "updated_at": clock.format_time(account.updated_at),
     }
+
+
+def _expiration_words(session: Session, account: Account) -> str:
+    from pointctl.services.expiry import account_names, policy_words
+
+    policy = session.get(ExpirationPolicy, account.id)
+    if policy is None:
+        return "never"
+    return f"{policy_words(policy, account_names(session))}; {policy.schedule}"
+
+
+def _reactivation_words(account: Account) -> str:
+    from pointctl.services.reactivation import describe
+
+    return describe(account)
 
 
 def _clean_group(group: str | None) -> str | None:
