@@ -465,3 +465,63 @@ def test_policy_shows_in_status_and_resetting_it_is_a_no_op(cli: Cli) -> None:
     assert rows["Core"]["due_now"] == 0
     assert ok(cli, t0, "accounts", "expiration", "Core", "--none")["changed"] is True
     assert run(cli, "2026-03-10T00:00:00Z") == {}
+
+
+def test_spends_during_expire_runs_keep_every_lot_exact(cli: Cli, tmp_path: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spends (FIFO over the same lots) in parallel with two expire runs: every lot's parts
+    still equal its draws, and each point is spent or expired, never both."""
+    from tests.test_concurrency import run_workers
+
+    t0 = "2026-03-01T00:00:00Z"
+    ok(cli, t0, "accounts", "create", "Core", "--default", "--no-negative")
+    ok(cli, t0, "sources", "create", "Base")
+    lines = [json.dumps({"op": "issue", "user": f"u{n % 8}", "points": 10, "source": "Base",
+                         "at": f"2026-03-{1 + n % 28:02d}T10:00:00Z"}) for n in range(800)]
+    path = tmp_path / "ops.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    cli.ok("batch", str(path), env=at("2026-03-29T00:00:00Z"))
+    ok(cli, t0, "accounts", "expiration", "Core", "--rolling", "--older-than", "20d")
+    monkeypatch.setenv("POINTCTL_NOW", "2026-04-10T00:00:00Z")
+    commands = [["expire", "run"]] * 2 + [["spend", f"u{n % 8}", "15"] for n in range(24)]
+    results = run_workers(cli.url, commands)
+    for result in results:
+        assert result.returncode in (0, 1), result.stderr
+        assert "Traceback" not in result.stderr
+    spent = 15 * sum(1 for r in results[2:] if r.returncode == 0)
+    assert query(cli.url, "SELECT COUNT(*) FROM expiration_run") == [(40,)]
+    assert query(cli.url, "SELECT SUM(spent), SUM(expired) + SUM(spent) + SUM(remaining) "
+                          "FROM lot") == [(spent, 8000)]
+    verify_clean(cli)
+
+
+def test_an_evaluation_waits_for_a_spend_holding_the_balance(cli: Cli) -> None:
+    """PostgreSQL: a spend in progress holds its balance row; the evaluation that would expire
+    the same lots waits for it instead of working from a stale snapshot (SQLite: one writer)."""
+    if not cli.url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises all writers")
+    import os
+    import subprocess
+    import sys
+
+    from pointctl.db.session import transaction
+    from pointctl.services import ledger
+
+    t0 = "2026-03-01T00:00:00Z"
+    ok(cli, t0, "accounts", "create", "Core", "--default", "--no-negative")
+    ok(cli, t0, "sources", "create", "Base")
+    ok(cli, t0, "issue", "ann", "100", "--source", "Base")
+    ok(cli, t0, "accounts", "expiration", "Core", "--rolling", "--older-than", "1d")
+    env = {**os.environ, "POINTCTL_NOW": "2026-03-03T00:00:00Z", "POINTCTL_ACTOR": "cron"}
+    with transaction(cli.url, write=True) as session:
+        ledger.spend(session, user="ann", points=30,
+                     options=ledger.WriteOptions(actor="holder", at=None))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pointctl", "--db", cli.url, "expire", "run", "--format",
+             "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=3)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert json.loads(out)[0]["expired"] == 70  # what the committed spend left
+    verify_clean(cli)
