@@ -53,7 +53,10 @@ FLOOR = textwrap.dedent('''
         run, mark = connection.execute, "?"
     else:
         import psycopg
-        connection = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"))
+        base, _, query = url.replace("postgresql+psycopg", "postgresql").partition("?")
+        connection = psycopg.connect(base)
+        if "search_path" in query:  # the benchmark's own schema
+            connection.execute("SET search_path TO pointctl_bench")
         from datetime import datetime
         cutoff = datetime(2026, 1, 30)
         run, mark = connection.execute, "%s"
