@@ -428,6 +428,12 @@ def test_reactivation_window_closes(cli: Cli) -> None:
     (["expire", "preview", "--within", "soon"], 2, "invalid --within"),
     (["config", "set", "timezone", "Mars/Olympus"], 2, "unknown time zone"),
     (["config", "set", "colour", "blue"], 2, "unknown setting"),
+    (["config", "set", "timezone", "Europe"], 2, "unknown time zone"),
+    (["accounts", "expiration", "Core", "--rolling", "--older-than", "10000y"], 2,
+     "past the calendar"),
+    (["accounts", "expiration", "Core", "--rolling", "--older-than", "3d", "--every",
+      "monthly on 00"], 2, "1 to 31"),
+    (["expire", "preview", "--within", "9000y"], 2, "past the calendar"),
     (["reactivate", "ann", "--account", "Core", "--points", "0"], 2, "positive"),
 ])
 def test_bad_input_is_one_clear_line_and_changes_nothing(cli: Cli, args: list[str], code: int,

@@ -26,7 +26,7 @@ def load_zone(name: str) -> ZoneInfo:
         if not name or name != name.strip() or name.startswith(("/", ".")):
             raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidInputError(
             f"unknown time zone {name!r}: use an IANA name such as UTC, Europe/Berlin or "
             "America/New_York") from None

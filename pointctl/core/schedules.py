@@ -171,7 +171,7 @@ def parse_schedule(text: str) -> Schedule:
     if match:
         at, n = _clock(raw, match["at"]), _interval(raw, match["n"])
         day = 0 if match["day"] == "last" else int(match["day"])
-        if not 0 <= day <= 31 or match["day"] == "0":
+        if match["day"] != "last" and not 1 <= day <= 31:
             raise _invalid(raw, "the day must be 1 to 31 or 'last'")
         day_text = "last" if day == 0 else str(day)
         if n == 1:
@@ -192,12 +192,12 @@ def parse_schedule(text: str) -> Schedule:
             raise _invalid(raw, why)
         return Schedule(f"yearly on {match['md']}{_at_text(at)}",
                         cron=f"{at.minute} {at.hour} {day} {month} *", at=at)
-    fields = text.split()
-    if len(fields) == 5 and re.fullmatch(r"[0-9a-z*/,\-#l?]+", text.replace(" ", "")):
+    cron = " ".join(raw.split())  # as written: croniter's L and W are upper case
+    if len(cron.split()) == 5 and re.fullmatch(r"[0-9a-zA-Z*/,\-#?]+", cron.replace(" ", "")):
         from croniter import croniter
 
-        if croniter.is_valid(text):
-            schedule = Schedule(text, cron=text)
+        if croniter.is_valid(cron):
+            schedule = Schedule(cron, cron=cron)
             moment = datetime(2000, 1, 1)
             if schedule.next_after(moment, ZoneInfo("UTC"), moment) is None:
                 raise _invalid(raw, "that time never comes")

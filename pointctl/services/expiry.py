@@ -90,6 +90,15 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
         options = ", ".join("--" + name.replace("_", "-") for name in stray)
         raise InvalidInputError(f"{options} does not apply to a {kind} policy")
     schedule = parse_schedule(every or "daily")
+    for value, what in ((older_than, "--older-than"), (min_age, "--min-age"),
+                        (inactive_for, "--inactive-for")):
+        if value is not None:
+            duration = parse_duration(value, what=f"{what} duration")
+            try:
+                duration.subtract_from(clock.now())
+            except (ValueError, OverflowError):
+                raise InvalidInputError(f"{what} {value} reaches past the calendar; use a "
+                                        "shorter duration") from None
     policy = ExpirationPolicy(account_id=0, kind=kind, schedule=schedule.text,
                               starts_at=clock.now(), set_by=actor, updated_at=clock.now())
     if kind == "rolling":
@@ -316,9 +325,12 @@ class _Sql:
 
 
 def perform(session: Session, *, account_id: int, at: datetime, actor: str,
-            collect_users: bool = False) -> Outcome:
-    """Perform the evaluation of ``account_id`` at ``at`` unless it was performed already."""
-    policy = _lock_policy(session, account_id)
+            collect_users: bool = False, lock: bool = True) -> Outcome:
+    """Perform the evaluation of ``account_id`` at ``at`` unless it was performed already.
+    ``lock=False`` (dry runs and previews, rolled back) takes no row locks, so a preview never
+    blocks or deadlocks the writers it runs next to."""
+    policy = _lock_policy(session, account_id) if lock else session.get(ExpirationPolicy,
+                                                                        account_id)
     account = session.get(Account, account_id)
     name = account.name if account else str(account_id)
     if policy is None or (policy.last_evaluated_at is not None
@@ -338,7 +350,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     params = {"account": account_id, "widest": sql.time(widest), "at": sql.time(at)}
     if rollover:
         _create_balances(sql, holders, rollover, params)
-    if sql.postgres:
+    if sql.postgres and lock:
         accounts = ", ".join(str(a) for a in targets)
         sql.run(f"""WITH locked AS (
                       SELECT user_id FROM balance WHERE account_id IN ({accounts})
@@ -391,7 +403,7 @@ def _create_balances(sql: _Sql, holders: str, account_id: int, params: dict[str,
     conflict = "ON CONFLICT DO NOTHING"
     sql.run(f"INSERT INTO balance (user_id, account_id, debt, created_at) "
             f"SELECT user_id, {int(account_id)}, 0, :at FROM ({holders}) h "
-            f"WHERE true {conflict}", **params)
+            f"WHERE true ORDER BY user_id {conflict}", **params)
 
 
 def _candidates_cutoff(policy: ExpirationPolicy, at: datetime, zone: ZoneInfo) -> datetime:
@@ -540,7 +552,7 @@ def simulate(session: Session, *, until: datetime, account: str | None, actor: s
     outcomes = []
     for due in due_evaluations(session, until=until, account=account):
         outcomes.append(perform(session, account_id=due.account_id, at=due.at, actor=actor,
-                                collect_users=collect_users))
+                                collect_users=collect_users, lock=False))
     return outcomes
 
 
@@ -549,7 +561,10 @@ def preview(session: Session, *, within: str, user: str | None = None,
     """What the schedules will expire (or roll over) within ``within`` from now if nothing else
     happens, per account, user and evaluation; overdue evaluations are included. The caller
     rolls the transaction back."""
-    horizon = parse_duration(within, what="--within duration").add_to(clock.now())
+    try:
+        horizon = parse_duration(within, what="--within duration").add_to(clock.now())
+    except (ValueError, OverflowError):
+        raise InvalidInputError(f"--within {within} reaches past the calendar") from None
     if account is not None:
         account_by_name(session, account)
     rows = []
