@@ -68,12 +68,14 @@ def describe_account(
 
 
 def _expiration_words(session: Session, account: Account) -> str:
-    from pointctl.services.expiry import account_names, policy_words
+    from pointctl.services.expiry import policy_words
 
     policy = session.get(ExpirationPolicy, account.id)
     if policy is None:
         return "never"
-    return f"{policy_words(policy, account_names(session))}; {policy.schedule}"
+    into = session.get(Account, policy.rollover_to_id) if policy.rollover_to_id else None
+    names = {into.id: into.name} if into is not None and into.id is not None else {}
+    return f"{policy_words(policy, names)}; {policy.schedule}"
 
 
 def _reactivation_words(account: Account) -> str:

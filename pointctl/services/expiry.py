@@ -39,6 +39,7 @@ from pointctl.core.schedules import Schedule, parse_schedule
 from pointctl.db.models import Account, ExpirationPolicy, ExpirationRun
 from pointctl.services.lookup import account_by_name
 from pointctl.services.settings import program_zone
+from pointctl.services.writes import clean_event
 
 KINDS = ("rolling", "fixed-date", "inactivity")
 DEFAULT_ACTIVITY = ("issue", "spend")
@@ -57,12 +58,9 @@ def _events(values: Sequence[str]) -> str:
     events: list[str] = []
     for raw in values:
         for part in raw.split(","):
-            event = part.strip().lower()
-            if not event:
+            if not part.strip():
                 continue
-            if len(event) > 50 or not all(ch.isalnum() or ch in "-_." for ch in event):
-                raise InvalidInputError(f"invalid activity event {event!r}: use words such as "
-                                        "issue, spend, login (letters, digits, - _ .)")
+            event = clean_event(part, what="activity event")
             if event not in events:
                 events.append(event)
     if not events:
@@ -465,6 +463,13 @@ def _anniversary_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: Zo
         WHERE {mine} AND l.created_at <= n.cutoff"""
 
 
+def _bind_list(params: dict[str, Any], prefix: str, values: Sequence[str]) -> str:
+    """Bind ``values`` as :prefix0, :prefix1, ... and return them for an IN (...) list."""
+    for index, value in enumerate(values):
+        params[f"{prefix}{index}"] = value
+    return ", ".join(f":{prefix}{index}" for index in range(len(values)))
+
+
 def _inactivity_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
                     params: dict[str, Any]) -> str:
     """Users whose latest qualifying activity (or, without any, their enrollment) is at or
@@ -479,17 +484,13 @@ def _inactivity_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: Zon
     seen = [f"SELECT user_id, MIN(occurred_at) AS at FROM entry WHERE user_id IN ({users}) "
             "AND occurred_at <= :at GROUP BY user_id"]
     if entry_types:
-        for index, name in enumerate(entry_types):
-            params[f"type{index}"] = name
-        names = ", ".join(f":type{index}" for index in range(len(entry_types)))
         seen.append(f"SELECT user_id, MAX(occurred_at) FROM entry WHERE user_id IN ({users}) "
-                    f"AND type IN ({names}) AND occurred_at <= :at GROUP BY user_id")
+                    f"AND type IN ({_bind_list(params, 'type', entry_types)}) "
+                    "AND occurred_at <= :at GROUP BY user_id")
     if custom:
-        for index, name in enumerate(custom):
-            params[f"event{index}"] = name
-        names = ", ".join(f":event{index}" for index in range(len(custom)))
         seen.append(f"SELECT user_id, MAX(occurred_at) FROM activity WHERE user_id IN ({users})"
-                    f" AND event IN ({names}) AND occurred_at <= :at GROUP BY user_id")
+                    f" AND event IN ({_bind_list(params, 'event', custom)}) "
+                    "AND occurred_at <= :at GROUP BY user_id")
     percent = int(policy.percent or 100)
     return f"""SELECT lot_id, user_id, source_id, credit_entry_id,
                       CASE WHEN remaining < share - before THEN remaining

@@ -33,7 +33,12 @@ from pointctl.db.models import (
 from pointctl.services.audit import record_entry
 from pointctl.services.idempotency import run_idempotent
 from pointctl.services.lookup import account_by_name, dedupe_names
-from pointctl.services.writes import DEFAULT_REFERENCE_TYPES, WriteOptions, clean_user
+from pointctl.services.writes import (
+    DEFAULT_REFERENCE_TYPES,
+    WriteOptions,
+    clean_event,
+    clean_user,
+)
 
 __all__ = ["DEFAULT_REFERENCE_TYPES", "WriteOptions", "clean_user"]  # re-exported
 
@@ -598,10 +603,7 @@ def transfer(session: Session, *, user: str, points: int, from_account: str, to_
 def record_activity(session: Session, *, user: str, event: str, options: WriteOptions
                     ) -> dict[str, Any]:
     user = clean_user(user)
-    event = (event or "").strip().lower()
-    if not event or len(event) > 50 or not all(ch.isalnum() or ch in "-_." for ch in event):
-        raise InvalidInputError(f"invalid event {event!r}: use a short word such as login or "
-                                "store-visit (letters, digits, - _ .)")
+    event = clean_event(event)
     request = {"user": user, "event": event, **options.request()}
 
     def work() -> dict[str, Any]:

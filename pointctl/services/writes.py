@@ -51,3 +51,12 @@ def clean_user(user: str, *, what: str = "user") -> str:
     if not cleaned.isprintable():
         raise InvalidInputError(f"{what} {cleaned!r} contains control characters")
     return cleaned
+
+
+def clean_event(event: str, *, what: str = "event") -> str:
+    """An activity event name (SPEC §6.4): a short lower-case word such as login."""
+    cleaned = (event or "").strip().lower()
+    if not cleaned or len(cleaned) > 50 or not all(ch.isalnum() or ch in "-_." for ch in cleaned):
+        raise InvalidInputError(f"invalid {what} {cleaned!r}: use a short word such as login or "
+                                "store-visit (letters, digits, - _ .)")
+    return cleaned
