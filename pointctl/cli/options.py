@@ -29,3 +29,22 @@ IdempotencyKeyOption = Annotated[str | None, typer.Option(
     "result; a different request with it is refused.")]
 AtOption = Annotated[str | None, typer.Option(
     "--at", metavar="TIME", help="When it happened (ISO-8601; default now).")]
+
+# the date filters every report shares (SPEC §8); resolved by cli.report.period()
+LastOption = Annotated[str | None, typer.Option(
+    "--last", metavar="DAYS", help="The last N days up to today, today included: 7d, 30d, 4w, "
+    "3mo.", rich_help_panel="Period (program time zone, whole days)")]
+ThisMonthOption = Annotated[bool, typer.Option(
+    "--this-month", help="From the 1st of this month to today.",
+    rich_help_panel="Period (program time zone, whole days)")]
+LastMonthOption = Annotated[bool, typer.Option(
+    "--last-month", help="The whole previous month.",
+    rich_help_panel="Period (program time zone, whole days)")]
+FromOption = Annotated[str | None, typer.Option(
+    "--from", metavar="DATE", help="From this day (inclusive), e.g. 2026-03-01.",
+    rich_help_panel="Period (program time zone, whole days)")]
+ToOption = Annotated[str | None, typer.Option(
+    "--to", metavar="DATE", help="To this day (inclusive; default today).",
+    rich_help_panel="Period (program time zone, whole days)")]
+SourcesOption = Annotated[list[str] | None, typer.Option(
+    "--source", help="Only this source (repeatable; default every source).")]

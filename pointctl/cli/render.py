@@ -42,7 +42,7 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def _stdout_console() -> Any:
+def stdout_console() -> Any:
     from rich.console import Console
 
     console = Console(file=sys.stdout, soft_wrap=False)
@@ -80,7 +80,7 @@ def emit_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, columns: Column
             table.add_column(header, justify="right" if numeric else "left", overflow="fold")
         for row in rows:
             table.add_row(*(_cell(row.get(key)) for key, _ in columns))
-        _stdout_console().print(table)
+        stdout_console().print(table)
 
 
 def emit_record(record: dict[str, Any], fmt: OutputFormat, fields: Columns,
@@ -99,7 +99,7 @@ def emit_record(record: dict[str, Any], fmt: OutputFormat, fields: Columns,
         table.add_column("value", overflow="fold")
         for key, header in fields:
             table.add_row(header, _cell(record.get(key)))
-        _stdout_console().print(table)
+        stdout_console().print(table)
 
 
 def emit_result(record: dict[str, Any], fmt: OutputFormat, fields: Columns, note: str) -> None:

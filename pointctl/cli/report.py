@@ -1,17 +1,29 @@
-"""``pointctl report ...`` and ``pointctl verify``."""
+"""``pointctl report audit|liability|sources`` and ``pointctl verify``."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pointctl.cli import state
-from pointctl.cli.options import FormatOption
+from pointctl.cli.options import (
+    FormatOption,
+    FromOption,
+    LastMonthOption,
+    LastOption,
+    SourcesOption,
+    ThisMonthOption,
+    ToOption,
+)
 from pointctl.cli.render import OutputFormat, emit_record, emit_rows, message
 
-app = typer.Typer(help="Reports: the audit log (liability and source reports come later).",
+if TYPE_CHECKING:
+    from pointctl.core.periods import Period
+
+app = typer.Typer(help="Reports: the audit log, point liability and the point-source report.",
                   no_args_is_help=True)
 
 AUDIT_COLUMNS = [
@@ -20,12 +32,37 @@ AUDIT_COLUMNS = [
     ("modification", "modification"), ("amount_spent", "amount spent"),
     ("amount_expired", "amount expired"), ("actor", "actor"), ("time", "time (UTC)"),
 ]
+LIABILITY_COLUMNS = [("source", "source"), ("issued", "issued"), ("reversed", "reversed"),
+                     ("spent", "spent"), ("expired", "expired"), ("liability", "liability")]
+DAILY_COLUMNS = [("day", "day"), ("source", "source"), ("opening", "opening"),
+                 ("issued", "issued"), ("redeemed", "redeemed"), ("expired", "expired"),
+                 ("reversed", "reversed"), ("closing", "closing")]
+SOURCE_COLUMNS = [("day", "day"), ("source", "source"), ("issued", "issued"),
+                  ("redeemed", "redeemed"), ("expired", "expired"),
+                  ("cumulative_issued", "cum. issued"),
+                  ("cumulative_redeemed", "cum. redeemed"),
+                  ("cumulative_expired", "cum. expired")]
 VIOLATION_COLUMNS = [("rule", "rule"), ("check", "check"), ("subject", "subject"),
                      ("detail", "detail")]
+EXPORT_TYPES = {".csv": ("text", "csv"), ".json": ("application", "json")}
+
+
+class ChartView(str, Enum):
+    daily = "daily"
+    cumulative = "cumulative"
 
 
 def register(root: typer.Typer) -> None:
     root.command()(verify)
+
+
+def period(last: str | None, this_month: bool, last_month: bool, start: str | None,
+           end: str | None) -> Period:
+    """The report period of the shared date options; today is the program time zone's."""
+    from pointctl.core import clock, periods
+
+    return periods.resolve(today=clock.to_local(clock.now()).date(), last=last,
+                           this_month=this_month, last_month=last_month, start=start, end=end)
 
 
 @app.command()
@@ -38,21 +75,135 @@ def audit(
         "adjustment, transfer, expiration, rollover, reactivation, inventory, restriction."
     )] = None,
     reference_id: Annotated[str | None, typer.Option("--reference-id")] = None,
-    start: Annotated[datetime | None, typer.Option(
-        "--from", formats=["%Y-%m-%d"], help="From this day (inclusive, UTC).")] = None,
-    end: Annotated[datetime | None, typer.Option(
-        "--to", formats=["%Y-%m-%d"], help="To this day (inclusive, UTC).")] = None,
+    search: Annotated[str | None, typer.Option(
+        "--search", "-s", help="Plain text to find (any case) in the user, reference id and "
+        "type, entry type, note, account or source name.")] = None,
+    last: LastOption = None, this_month: ThisMonthOption = False,
+    last_month: LastMonthOption = False, start: FromOption = None, end: ToOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many rows.")] = 100,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """The audit log, newest first: every entry with what became of each credit."""
     from pointctl.services.reports import audit as run_audit
 
-    rows = state.call(run_audit, write=False, user=user, account=account, source=source,
-                      types=entry_type or [], reference_id=reference_id,
-                      start=start.date() if start else None, end=end.date() if end else None,
-                      limit=limit)
+    chosen = period(last, this_month, last_month, start, end)
+    found = state.call(run_audit, write=False, user=user, account=account, source=source,
+                       types=entry_type or [], reference_id=reference_id, search=search,
+                       period=chosen, limit=limit)
+    rows = found["rows"]
     emit_rows(rows, fmt, AUDIT_COLUMNS, title="Audit log", empty="No entries.")
+    more = found["matched"] - len(rows)
+    if more > 0:
+        message(f"Showing the newest {len(rows):,} of {found['matched']:,} matching entries; "
+                f"{more:,} more matched (raise --limit or narrow the filters)")
+
+
+@app.command()
+def liability(
+    sources: SourcesOption = None,
+    last: LastOption = None, this_month: ThisMonthOption = False,
+    last_month: LastMonthOption = False, start: FromOption = None, end: ToOption = None,
+    daily: Annotated[bool, typer.Option(
+        "--daily", help="Per day and source: opening outstanding, issued, redeemed, expired, "
+        "reversed, closing outstanding.")] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Point liability per source: the points issued in the period and what became of them
+    (liability = issued - reversed - spent - expired: what customers still hold)."""
+    from pointctl.services import reports
+
+    chosen = period(last, this_month, last_month, start, end)
+    if daily:
+        found = state.call(reports.daily, write=False, sources=sources or [], period=chosen)
+        if fmt is OutputFormat.json:
+            emit_record(found, fmt, [])
+            return
+        emit_rows(found["rows"], fmt, DAILY_COLUMNS,
+                  title=f"Outstanding points per day, {found['first']} to {found['last']} "
+                  f"({found['zone']})", empty="No sources.")
+        return
+    rows = state.call(reports.liability, write=False, sources=sources or [], period=chosen)
+    shown = rows
+    if fmt is OutputFormat.table and len(rows) > 1:
+        shown = [*rows, {"source": "Total", **{key: sum(r[key] for r in rows)
+                                               for key, _ in LIABILITY_COLUMNS[1:]}}]
+    emit_rows(shown, fmt, LIABILITY_COLUMNS,
+              title=f"Point liability: points issued {chosen.describe()}", empty="No sources.")
+
+
+@app.command("sources")
+def sources_report(
+    sources: SourcesOption = None,
+    last: LastOption = None, this_month: ThisMonthOption = False,
+    last_month: LastMonthOption = False, start: FromOption = None, end: ToOption = None,
+    view: Annotated[ChartView, typer.Option(
+        "--view", case_sensitive=False, help="What the chart shows: daily or cumulative "
+        "figures.")] = ChartView.daily,
+    no_chart: Annotated[bool, typer.Option("--no-chart", help="The table only.")] = False,
+    export: Annotated[Path | None, typer.Option(
+        "--export", metavar="FILE.csv|FILE.json", dir_okay=False,
+        help="Write the raw daily and cumulative data to this file.")] = None,
+    email: Annotated[str | None, typer.Option(
+        "--email", metavar="a@x,b@y", help="Mail the data (the --export file, or a CSV) "
+        "through the SMTP server of POINTCTL_SMTP_URL.")] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Per day and source: points issued, redeemed and expired, with cumulative columns and a
+    chart under the table."""
+    from pointctl.core.errors import InvalidInputError
+    from pointctl.services import mail, reports
+
+    if export is not None and export.suffix.lower() not in EXPORT_TYPES:
+        raise InvalidInputError(f"--export {export}: the file name must end in .csv or .json")
+    to = mail.recipients(email) if email is not None else None
+    chosen = period(last, this_month, last_month, start, end)
+    found = state.call(reports.daily, write=False, sources=sources or [], period=chosen)
+    rows = [{key: row[key] for key, _ in SOURCE_COLUMNS} for row in found["rows"]]
+    found = {**found, "rows": rows}
+    if fmt is OutputFormat.json:
+        emit_record(found, fmt, [])
+    else:
+        emit_rows(rows, fmt, SOURCE_COLUMNS, title=f"Point sources, {found['first']} to "
+                  f"{found['last']} ({found['zone']})", empty="No sources.")
+        if fmt is OutputFormat.table and rows and not no_chart:
+            from pointctl.cli.chart import render
+            from pointctl.cli.render import stdout_console
+
+            console = stdout_console()
+            console.print(render(rows, view=view.value, width=min(console.width, 120)))
+    suffix = export.suffix.lower() if export is not None else ".csv"
+    data = _export_bytes(found, suffix)
+    if export is not None:
+        try:
+            export.write_bytes(data)
+        except OSError as error:
+            raise InvalidInputError(f"cannot write {export}: {error.strerror or error}"
+                                    ) from None
+        message(f"Wrote {len(rows):,} rows to {export}")
+    if to is not None:
+        server = mail.server_from_env()
+        name = export.name if export is not None else \
+            f"pointctl-sources-{found['first']}-to-{found['last']}.csv"
+        mail.send(server, to=to, subject=f"pointctl point-source report {found['first']} to "
+                  f"{found['last']}", body=f"The point-source report, {found['first']} to "
+                  f"{found['last']} ({found['zone']}), is attached: {len(rows)} rows.\n",
+                  filename=name, data=data, mime=EXPORT_TYPES[suffix])
+        message(f"Mailed {name} to {', '.join(to)} through {server}")
+
+
+def _export_bytes(found: dict[str, Any], suffix: str) -> bytes:
+    import csv
+    import io
+    import json
+
+    if suffix == ".json":
+        return (json.dumps(found, indent=2) + "\n").encode()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([key for key, _ in SOURCE_COLUMNS])
+    for row in found["rows"]:
+        writer.writerow([row[key] for key, _ in SOURCE_COLUMNS])
+    return out.getvalue().encode()
 
 
 def verify(fmt: FormatOption = OutputFormat.table) -> None:

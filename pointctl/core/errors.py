@@ -41,6 +41,13 @@ class DatabaseUnavailableError(PointctlError):
     exit_code = 4
 
 
+class ServiceUnavailableError(PointctlError):
+    """An outside service pointctl needs is not configured or cannot be reached: the mail
+    server of ``report sources --email`` (exit 4, like an unavailable database)."""
+
+    exit_code = 4
+
+
 class SchemaError(PointctlError):
     """The database schema is missing or not at the version this pointctl needs (exit 4)."""
 

@@ -4,4 +4,4 @@
 check the schema without importing Alembic; a test keeps it equal to the migrations' head.
 """
 
-SCHEMA_HEAD = "0004_expiration"
+SCHEMA_HEAD = "0005_lot_origin"

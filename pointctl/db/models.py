@@ -235,6 +235,10 @@ class Lot(SQLModel, table=True):
               sqlite_where=text("remaining > 0"), postgresql_where=text("remaining > 0")),
         Index("ix_lot_source_id", "source_id"),
         Index("ix_lot_entry_id", "entry_id"),
+        # a moved lot's lineage: the liability report follows issued points through moves
+        Index("ix_lot_origin_lot_id", "origin_lot_id",
+              sqlite_where=text("origin_lot_id IS NOT NULL"),
+              postgresql_where=text("origin_lot_id IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
@@ -249,6 +253,9 @@ class Lot(SQLModel, table=True):
     remaining: int = Field(sa_type=BigInteger, nullable=False)
     created_at: datetime = Field(sa_type=UtcTime, nullable=False)
     available_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    # the issued lot whose points these are, when they came here by a transfer, a rollover or
+    # a reactivation; NULL on an issued lot
+    origin_lot_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class Draw(SQLModel, table=True):

@@ -37,6 +37,7 @@ from pointctl.core.expiry import (
 )
 from pointctl.core.schedules import Schedule, parse_schedule
 from pointctl.db.models import Account, ExpirationPolicy, ExpirationRun
+from pointctl.db.rawsql import RawSql
 from pointctl.services.lookup import account_by_name
 from pointctl.services.settings import program_zone
 from pointctl.services.writes import clean_event
@@ -295,33 +296,6 @@ class Outcome:
     per_user: list[tuple[str, int, int]] = field(default_factory=list)  # user, expired, rolled
 
 
-class _Sql:
-    """Dialect details of the evaluation statements."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.postgres = session.get_bind().dialect.name == "postgresql"
-
-    def time(self, moment: datetime) -> Any:
-        # SQLite stores times as text with microseconds; bind them in the same form
-        return moment if self.postgres else moment.isoformat(" ", "microseconds")
-
-    def run(self, statement: str, **params: Any) -> Any:
-        return self.session.execute(text(statement), params)
-
-    def drop(self, *tables: str) -> None:
-        for table in tables:
-            self.run(f"DROP TABLE IF EXISTS {table}")
-
-    def new_ids(self, table: str, count_sql: str) -> str:
-        """An SQL expression giving each candidate row a new id of ``table``: the sequence on
-        PostgreSQL; on SQLite the write lock makes max(id) + row number ours."""
-        if self.postgres:
-            return f"nextval(pg_get_serial_sequence('{table}', 'id'))"
-        last = self.run(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one()
-        return f"{int(last)} + {count_sql}"
-
-
 def perform(session: Session, *, account_id: int, at: datetime, actor: str,
             collect_users: bool = False, lock: bool = True) -> Outcome:
     """Perform the evaluation of ``account_id`` at ``at`` unless it was performed already.
@@ -336,7 +310,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
         return Outcome(name, at, performed=False)
     zone = program_zone(session)
     now = clock.now()
-    sql = _Sql(session)
+    sql = RawSql(session)
     sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
     rollover = policy.rollover_to_id
     widest = _candidates_cutoff(policy, at, zone)
@@ -397,7 +371,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     return outcome
 
 
-def _create_balances(sql: _Sql, holders: str, account_id: int, params: dict[str, Any]) -> None:
+def _create_balances(sql: RawSql, holders: str, account_id: int, params: dict[str, Any]) -> None:
     conflict = "ON CONFLICT DO NOTHING"
     sql.run(f"INSERT INTO balance (user_id, account_id, debt, created_at) "
             f"SELECT user_id, {int(account_id)}, 0, :at FROM ({holders}) h "
@@ -417,7 +391,7 @@ def _maybe(value: str | None) -> Duration | None:
     return parse_duration(value) if value else None
 
 
-def _candidate_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
+def _candidate_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
                    params: dict[str, Any]) -> str:
     """A SELECT of (lot_id, user_id, source_id, credit_entry_id, points): what each lot loses."""
     mine = ("l.account_id = :account AND l.remaining > 0 "
@@ -435,7 +409,7 @@ def _candidate_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: Zone
     return _inactivity_sql(sql, policy, at, zone, params)
 
 
-def _anniversary_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
+def _anniversary_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
                      take_all: str, mine: str) -> str:
     """Per user, the cut-off of the latest anniversary of enrollment (the user's first entry,
     as a wall-clock day) at or before ``at``: two small calendar tables and a join."""
@@ -470,7 +444,7 @@ def _bind_list(params: dict[str, Any], prefix: str, values: Sequence[str]) -> st
     return ", ".join(f":{prefix}{index}" for index in range(len(values)))
 
 
-def _inactivity_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
+def _inactivity_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
                     params: dict[str, Any]) -> str:
     """Users whose latest qualifying activity (or, without any, their enrollment) is at or
     before ``at`` - inactive_for lose ``percent`` of their available points, oldest lots first:
@@ -511,7 +485,7 @@ def _inactivity_sql(sql: _Sql, policy: ExpirationPolicy, at: datetime, zone: Zon
         WHERE share > before"""
 
 
-def _write(sql: _Sql, policy: ExpirationPolicy, *, kind: str, at: datetime, now: datetime,
+def _write(sql: RawSql, policy: ExpirationPolicy, *, kind: str, at: datetime, now: datetime,
            actor: str, zone: ZoneInfo) -> None:
     """Entries, draws and lot updates for every row of pointctl_exp."""
     local = clock.to_local(at, zone)
@@ -539,9 +513,10 @@ def _write(sql: _Sql, policy: ExpirationPolicy, *, kind: str, at: datetime, now:
             ":into, source_id, points, :rtype, :note, entry_id, 0, :actor, :at, :now "
             "FROM pointctl_exp", **params)
     sql.run("INSERT INTO lot (id, user_id, account_id, source_id, entry_id, original, spent, "
-            "expired, moved, remaining, created_at, available_at) SELECT new_lot_id, user_id, "
-            ":into, source_id, rolled_entry_id, points, 0, 0, 0, points, :at, :available "
-            "FROM pointctl_exp", **params)
+            "expired, moved, remaining, created_at, available_at, origin_lot_id) "
+            "SELECT e.new_lot_id, e.user_id, :into, e.source_id, e.rolled_entry_id, e.points, "
+            "0, 0, 0, e.points, :at, :available, COALESCE(l.origin_lot_id, l.id) "
+            "FROM pointctl_exp e JOIN lot l ON l.id = e.lot_id", **params)
 
 
 # --- preview --------------------------------------------------------------------------------

@@ -146,15 +146,17 @@ def _new_entry(session: Session, options: WriteOptions, *, type: str, points: in
 
 
 def _credit(session: Session, *, balance: Balance, account: Account, source_id: int,
-            points: int, entry: Entry, moment: datetime) -> tuple[Lot, int]:
+            points: int, entry: Entry, moment: datetime, origin: Lot | None = None
+            ) -> tuple[Lot, int]:
     """A new lot; its points first repay the account's debt. Returns the lot and the debt
-    repaid."""
+    repaid. ``origin``: the lot whose points move here (transfer, reactivation)."""
     available_at = moment
     if account.pending_for:
         available_at = parse_duration(account.pending_for).add_to(moment)
     lot = Lot(user_id=balance.user_id, account_id=account.id, source_id=source_id,
               entry_id=entry.id, original=points, remaining=points, created_at=moment,
-              available_at=available_at)
+              available_at=available_at,
+              origin_lot_id=None if origin is None else origin.origin_lot_id or origin.id)
     session.add(lot)
     session.flush()
     repaid = min(balance.debt, points)
@@ -587,7 +589,8 @@ def transfer(session: Session, *, user: str, points: int, from_account: str, to_
         repaid = 0
         for lot, take in plan:
             _, paid = _credit(session, balance=taker, account=taker_account,
-                              source_id=lot.source_id, points=take, entry=into, moment=moment)
+                              source_id=lot.source_id, points=take, entry=into, moment=moment,
+                              origin=lot)
             repaid += paid
         return {"entries": [out.id, into.id], "user": user, "to_user": receiver,
                 "from": giver_account.name, "to": taker_account.name, "points": points,

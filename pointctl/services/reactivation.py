@@ -144,17 +144,19 @@ def reactivate(session: Session, *, user: str, account: str, points: int | None 
                            account_id=target.id,
                            source_id=next(iter(sources)) if len(sources) == 1 else None,
                            reference_type=REFERENCE_TYPE)
-        per_source: dict[int, int] = {}
+        # one new lot per origin: the liability report follows the points to their issue
+        per_origin: dict[int, tuple[Lot, int]] = {}
         for draw, lot, take in plan:
             lot.expired -= take
             lot.moved += take
             session.add_all([lot, Draw(entry_id=entry.id, lot_id=lot.id, kind="reactivate",
                                        points=take, reverses_draw_id=draw.id)])
-            per_source[lot.source_id] = per_source.get(lot.source_id, 0) + take
+            origin = lot.origin_lot_id or lot.id
+            per_origin[origin] = (lot, per_origin.get(origin, (lot, 0))[1] + take)
         repaid = 0
-        for source_id, total in per_source.items():
-            _, paid = _credit(session, balance=balance, account=target, source_id=source_id,
-                              points=total, entry=entry, moment=moment)
+        for lot, total in per_origin.values():
+            _, paid = _credit(session, balance=balance, account=target, source_id=lot.source_id,
+                              points=total, entry=entry, moment=moment, origin=lot)
             repaid += paid
         return {"entry": entry.id, "user": user, "account": target.name, "points": wanted,
                 "left_to_reactivate": left - wanted, "debt_repaid": repaid,

@@ -4,17 +4,20 @@ credit (amount spent / amount expired)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from pointctl.core import clock
+from pointctl.core import clock, periods
 from pointctl.core.errors import InvalidInputError
+from pointctl.core.periods import Period
 from pointctl.db.models import Account, Entry, Lot, Source
+from pointctl.db.rawsql import RawSql
 from pointctl.services.lookup import account_by_name, source_by_name
+from pointctl.services.settings import program_zone
 
 ENTRY_TYPES = ("issue", "spend", "reversal", "adjustment", "transfer", "expiration", "rollover",
                "reactivation", "inventory", "restriction")
@@ -22,19 +25,12 @@ CREDIT_TYPES = ("issue", "adjustment", "transfer", "rollover", "reactivation")  
 MAX_LIMIT = 100_000
 
 
-def day_range(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
-    """Inclusive days -> [start 00:00, day after end 00:00) in UTC."""
-    if start and end and start > end:
-        raise InvalidInputError(f"--from {start} is after --to {end}")
-    low = datetime.combine(start, datetime.min.time()) if start else None
-    high = datetime.combine(end + timedelta(days=1), datetime.min.time()) if end else None
-    return low, high
-
-
 def audit(session: Session, *, user: str | None = None, account: str | None = None,
           source: str | None = None, types: Sequence[str] = (),
-          reference_id: str | None = None, start: date | None = None,
-          end: date | None = None, limit: int = 100) -> list[dict[str, Any]]:
+          reference_id: str | None = None, search: str | None = None,
+          period: Period = Period(), limit: int = 100) -> dict[str, Any]:
+    """The matching entries, newest first, at most ``limit``; ``matched`` counts them all
+    (counted only when the limit cut the list)."""
     unknown = sorted(set(types) - set(ENTRY_TYPES))
     if unknown:
         raise InvalidInputError(f"unknown entry type {', '.join(unknown)}; choose from "
@@ -59,14 +55,23 @@ def audit(session: Session, *, user: str | None = None, account: str | None = No
         query = query.where(col(Entry.type).in_(list(types)))
     if reference_id is not None:
         query = query.where(Entry.reference_id == reference_id)
-    low, high = day_range(start, end)
+    if search is not None:
+        if not search.strip():
+            raise InvalidInputError("--search needs some text")
+        # plain text: icontains escapes LIKE's wildcards (% and _) and binds the value
+        query = query.where(or_(*(
+            func.coalesce(column, "").icontains(search, autoescape=True)
+            for column in (Entry.user_id, Entry.reference_id, Entry.reference_type,
+                           Entry.type, Entry.note, Account.name, Source.name))))
+    low, high = period.bounds(program_zone(session))
     if low is not None:
         query = query.where(Entry.occurred_at >= low)
     if high is not None:
         query = query.where(Entry.occurred_at < high)
-    query = query.order_by(col(Entry.occurred_at).desc(), col(Entry.id).desc()).limit(limit)
+    ordered = query.order_by(col(Entry.occurred_at).desc(), col(Entry.id).desc()).limit(limit)
     rows = []
-    for entry, account_name, source_name, spent_points, expired_points in session.execute(query):
+    for entry, account_name, source_name, spent_points, expired_points in \
+            session.execute(ordered):
         is_credit = entry.points > 0 and entry.type in CREDIT_TYPES
         rows.append({
             "id": entry.id, "user": entry.user_id, "account": account_name,
@@ -78,4 +83,167 @@ def audit(session: Session, *, user: str | None = None, account: str | None = No
             "note": entry.note, "actor": entry.actor,
             "time": clock.format_time(entry.occurred_at),
         })
+    matched = len(rows)
+    if matched == limit:
+        matched = session.execute(
+            select(func.count()).select_from(query.with_only_columns(Entry.id).subquery())
+        ).scalar_one()
+    return {"rows": rows, "matched": int(matched)}
+
+
+# --- liability and source reports -----------------------------------------------------------
+
+# what a draw does to the points its lot's source still owes: redeemed (spent, negative
+# adjustments, debt repaid; a spend reversal gives back), expired (a reactivation gives back),
+# reversed (an issue taken back). Transfers and rollovers move points between lots of the same
+# source in one moment: no change to what the source owes.
+_DRAW_EFFECTS = """
+    CASE WHEN d.kind IN ('spend', 'adjust', 'repay') THEN d.points
+         WHEN d.kind = 'restore' THEN -d.points ELSE 0 END AS redeemed,
+    CASE WHEN d.kind = 'expire' THEN d.points
+         WHEN d.kind = 'reactivate' THEN -d.points ELSE 0 END AS expired,
+    CASE WHEN d.kind = 'reverse' THEN d.points ELSE 0 END AS reversed"""
+FLOWS = ("issued", "redeemed", "expired", "reversed")
+
+
+def _sources(session: Session, names: Sequence[str]) -> list[Source]:
+    """The named sources (all of them when none are named), in creation order."""
+    if names:
+        chosen = {source.id: source for source in (source_by_name(session, n) for n in names)}
+        return sorted(chosen.values(), key=lambda source: source.id or 0)
+    return list(session.execute(select(Source).order_by(col(Source.id))).scalars())
+
+
+def _ids(sources: Sequence[Source]) -> str:
+    return ", ".join(str(int(source.id or 0)) for source in sources) or "NULL"
+
+
+def liability(session: Session, *, sources: Sequence[str] = (), period: Period = Period()
+              ) -> list[dict[str, Any]]:
+    """Per source, the points issued in the period and what has become of them since:
+    issued = reversed + spent + expired + liability (what customers still hold). Points moved
+    by transfers, rollovers and reactivations are followed to their new lots
+    (``lot.origin_lot_id``)."""
+    chosen = _sources(session, sources)
+    sql = RawSql(session)
+    low, high = period.bounds(program_zone(session))
+    params: dict[str, Any] = {}
+    window = ""
+    if low is not None:
+        window += " AND r.created_at >= :low"
+        params["low"] = sql.time(low)
+    if high is not None:
+        window += " AND r.created_at < :high"
+        params["high"] = sql.time(high)
+    roots = (f"SELECT r.id, r.source_id, r.original FROM lot r WHERE r.origin_lot_id IS NULL "
+             f"AND r.source_id IN ({_ids(chosen)}){window}")
+    family = (f"SELECT r.source_id, l.id, l.spent, l.expired, l.remaining FROM ({roots}) r "
+              f"JOIN lot l ON l.id = r.id UNION ALL "
+              f"SELECT r.source_id, l.id, l.spent, l.expired, l.remaining FROM ({roots}) r "
+              f"JOIN lot l ON l.origin_lot_id = r.id")
+    figures: dict[int, dict[str, int]] = {}
+    for source_id, issued in sql.run(f"SELECT source_id, SUM(original) FROM ({roots}) r "
+                                     "GROUP BY source_id", **params):
+        figures.setdefault(source_id, {})["issued"] = int(issued)
+    for source_id, spent, expired, remaining, reversed_ in sql.run(
+            f"SELECT f.source_id, SUM(f.spent), SUM(f.expired), SUM(f.remaining), "
+            f"COALESCE(SUM(v.points), 0) FROM ({family}) f "
+            f"LEFT JOIN (SELECT lot_id, SUM(points) AS points FROM draw WHERE kind = 'reverse' "
+            f"GROUP BY lot_id) v ON v.lot_id = f.id GROUP BY f.source_id", **params):
+        figures.setdefault(source_id, {}).update(
+            spent=int(spent), expired=int(expired), liability=int(remaining),
+            reversed=int(reversed_))
+    rows = []
+    for source in chosen:
+        found = figures.get(source.id or 0, {})
+        rows.append({"source": source.name, "issued": found.get("issued", 0),
+                     "reversed": found.get("reversed", 0), "spent": found.get("spent", 0),
+                     "expired": found.get("expired", 0),
+                     "liability": found.get("liability", 0)})
     return rows
+
+
+def _day_sql(sql: RawSql, column: str, stretches: Sequence[tuple[datetime | None, int]],
+             params: dict[str, Any]) -> str:
+    """SQL giving the program-time-zone day of the UTC time ``column`` (see
+    ``periods.day_offsets``)."""
+    def shifted(offset: int) -> str:
+        if sql.postgres:
+            return f"CAST({column} + INTERVAL '{int(offset)} seconds' AS DATE)"
+        return f"date({column}, '{int(offset):+d} seconds')"
+
+    branches = []
+    for n, (until, offset) in enumerate(stretches):
+        if until is None:
+            branches.append(f"ELSE {shifted(offset)}")
+        else:
+            params[f"until{n}"] = sql.time(until)
+            branches.append(f"WHEN {column} < :until{n} THEN {shifted(offset)}")
+    return branches[0].removeprefix("ELSE ") if len(branches) == 1 else \
+        f"CASE {' '.join(branches)} END"
+
+
+def _first_day(sql: RawSql, ids: str, zone: Any) -> date | None:
+    first = sql.run(f"SELECT MIN(created_at) FROM lot WHERE source_id IN ({ids})").scalar()
+    if first is None:
+        return None
+    if isinstance(first, str):
+        first = datetime.fromisoformat(first)
+    return clock.to_local(first, zone).date()
+
+
+def daily(session: Session, *, sources: Sequence[str] = (), period: Period = Period()
+          ) -> dict[str, Any]:
+    """Per day of the period (program time zone) and source: opening outstanding, issued,
+    redeemed, expired, reversed, closing outstanding; closing = opening + issued - redeemed -
+    expired - reversed = the points of that source's lots at the end of the day."""
+    chosen = _sources(session, sources)
+    sql = RawSql(session)
+    zone = program_zone(session)
+    ids = _ids(chosen)
+    today = clock.to_local(clock.now(), zone).date()
+    first = period.first or _first_day(sql, ids, zone) or today
+    last = period.last or today
+    if last < first:
+        last = first
+    low, high = Period(first, last).bounds(zone)
+    assert low is not None and high is not None
+    params: dict[str, Any] = {"low": sql.time(low), "high": sql.time(high)}
+    events = f"""
+        SELECT l.source_id, l.created_at AS at, l.original AS issued, 0 AS redeemed,
+               0 AS expired, 0 AS reversed
+          FROM lot l WHERE l.origin_lot_id IS NULL AND l.source_id IN ({ids}) {{lots}}
+        UNION ALL
+        SELECT l.source_id, e.occurred_at AS at, 0 AS issued, {_DRAW_EFFECTS}
+          FROM draw d JOIN lot l ON l.id = d.lot_id JOIN entry e ON e.id = d.entry_id
+         WHERE d.kind NOT IN ('transfer', 'rollover') AND l.source_id IN ({ids}) {{draws}}"""
+    before = events.format(lots="AND l.created_at < :low", draws="AND e.occurred_at < :low")
+    within = events.format(lots="AND l.created_at >= :low AND l.created_at < :high",
+                           draws="AND e.occurred_at >= :low AND e.occurred_at < :high")
+    opening = {source_id: int(points) for source_id, points in sql.run(
+        f"SELECT source_id, SUM(issued - redeemed - expired - reversed) FROM ({before}) v "
+        "GROUP BY source_id", **params)}
+    day = _day_sql(sql, "v.at", periods.day_offsets(zone, low, high), params)
+    flows: dict[tuple[int, date], tuple[int, ...]] = {}
+    for source_id, on, *sums in sql.run(
+            f"SELECT v.source_id, {day} AS day, SUM(v.issued), SUM(v.redeemed), "
+            f"SUM(v.expired), SUM(v.reversed) FROM ({within}) v GROUP BY v.source_id, {day}",
+            **params):
+        on = on if isinstance(on, date) else date.fromisoformat(on)
+        flows[(source_id, on)] = tuple(int(n) for n in sums)
+    rows = []
+    for source in chosen:
+        outstanding = opening.get(source.id or 0, 0)
+        totals = dict.fromkeys(FLOWS, 0)
+        for on in periods.days(first, last):
+            issued, redeemed, expired, reversed_ = flows.get((source.id or 0, on), (0, 0, 0, 0))
+            closing = outstanding + issued - redeemed - expired - reversed_
+            for name, points in zip(FLOWS, (issued, redeemed, expired, reversed_), strict=True):
+                totals[name] += points
+            rows.append({"day": on.isoformat(), "source": source.name, "opening": outstanding,
+                         "issued": issued, "redeemed": redeemed, "expired": expired,
+                         "reversed": reversed_, "closing": closing,
+                         **{f"cumulative_{name}": totals[name] for name in FLOWS}})
+            outstanding = closing
+    return {"first": first.isoformat(), "last": last.isoformat(), "zone": zone.key,
+            "rows": rows}

@@ -1,0 +1,106 @@
+"""Sending a report by e-mail through the SMTP server of ``POINTCTL_SMTP_URL``:
+``smtp://[user[:password]@]host[:port][?starttls=true]`` (port 25 by default) or
+``smtps://...`` (TLS from the start, port 465). The sender is ``POINTCTL_SMTP_FROM``
+(default ``pointctl@localhost``). Errors never show the password."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pointctl.core.errors import InvalidInputError, ServiceUnavailableError
+
+TIMEOUT_SECONDS = 15
+_ADDRESS = re.compile(r"^[^@\s<>,;:\"']+@[^@\s<>,;:\"']+\.?[^@\s<>,;:\"']*$")
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    host: str
+    port: int
+    tls: bool = False
+    starttls: bool = False
+    user: str | None = None
+    password: str | None = None
+
+    def __str__(self) -> str:  # what messages may show: never the password
+        return f"{'smtps' if self.tls else 'smtp'}://{self.host}:{self.port}"
+
+
+def recipients(text: str) -> list[str]:
+    """``a@x,b@y`` -> the addresses; exit 2 on anything that is not one."""
+    found = [part.strip() for part in text.split(",") if part.strip()]
+    if not found:
+        raise InvalidInputError("--email needs at least one address, such as a@example.com")
+    for address in found:
+        if not _ADDRESS.match(address):
+            raise InvalidInputError(f"invalid e-mail address {address!r} in --email")
+    return found
+
+
+def server_from_env() -> SmtpServer:
+    url = os.environ.get("POINTCTL_SMTP_URL", "").strip()
+    if not url:
+        raise ServiceUnavailableError(
+            "no mail server: set POINTCTL_SMTP_URL, e.g. smtp://mail.example.com:587"
+            "?starttls=true, to send reports by e-mail")
+    return parse_server(url)
+
+
+def parse_server(url: str) -> SmtpServer:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        port, parts = None, None
+    if parts is None or parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ServiceUnavailableError(
+            "POINTCTL_SMTP_URL is not an SMTP URL: expected smtp://[user:password@]host[:port]"
+            "[?starttls=true] or smtps://...")
+    options = parse_qs(parts.query)
+    tls = parts.scheme == "smtps"
+    return SmtpServer(
+        host=parts.hostname, port=port or (465 if tls else 25), tls=tls,
+        starttls=options.get("starttls", ["false"])[-1].lower() in _TRUE,
+        user=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None)
+
+
+def send(server: SmtpServer, *, to: list[str], subject: str, body: str, filename: str,
+         data: bytes, mime: tuple[str, str]) -> None:
+    """One message with one attachment; exit 4 when the server cannot be reached or refuses
+    it."""
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = os.environ.get("POINTCTL_SMTP_FROM", "pointctl@localhost")
+    message["To"] = ", ".join(to)
+    message["Subject"] = subject
+    message.set_content(body)
+    message.add_attachment(data, maintype=mime[0], subtype=mime[1], filename=filename)
+    kind = smtplib.SMTP_SSL if server.tls else smtplib.SMTP
+    try:
+        with kind(server.host, server.port, timeout=TIMEOUT_SECONDS) as smtp:
+            if server.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if server.user:
+                smtp.login(server.user, server.password or "")
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as error:
+        reason = _reason(error, server)
+        raise ServiceUnavailableError(f"could not send the report through {server}: "
+                                      f"{reason}") from None
+
+
+def _reason(error: Exception, server: SmtpServer) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    text = " ".join(str(error).split()) or type(error).__name__
+    if server.password:
+        text = text.replace(server.password, "***")
+    return text[:200]
