@@ -38,3 +38,30 @@ def test_audit_entries_cannot_be_rewritten(cli: Cli, statement: str) -> None:
     with engine.connect() as connection:
         assert connection.execute(text("SELECT points FROM entry")).scalars().all() == [10]
     engine.dispose()
+
+
+def test_0005_traces_existing_moved_lots_back_to_their_issue(cli: Cli) -> None:
+    """A ledger written before lot lineage existed: upgrading finds each moved lot's origin."""
+    from alembic import command
+
+    from pointctl.db.migrate import alembic_config, upgrade
+    from tests.test_reports import koalla
+
+    koalla(cli)  # a transfer, a rollover and a reactivation
+    sql = "SELECT id, origin_lot_id FROM lot ORDER BY id"
+    engine = create_engine(parse_url(cli.url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            written = [tuple(row) for row in connection.execute(text(sql))]
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004_expiration")
+        upgrade(cli.url)
+        with engine.connect() as connection:
+            traced = [tuple(row) for row in connection.execute(text(sql))]
+    finally:
+        engine.dispose()
+    moved = [(lot, origin) for lot, origin in written if origin is not None]
+    assert len(moved) == 3  # bob's 30 to ann, bob's 50 rolled, dan's 20 reactivated
+    assert traced == written
