@@ -42,4 +42,8 @@ pointctl expire preview --within 31d --user cust-1042
 pointctl expire run
 pointctl balance cust-1042
 pointctl report audit --user cust-1042
+pointctl report audit --search CUST-1042 --type issue --limit 2
+pointctl report liability --this-month
+pointctl report liability --daily --last 7d --source "Base Purchases"
+pointctl report sources --last 7d --source "Ride Share Partner" --export ride-share.csv
 pointctl verify

@@ -68,6 +68,15 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
     assert "Set timezone to America/New_York" in result.stderr
     assert "roll over into Spendable - Core" in result.stdout  # expire status
     assert "Performed 0 evaluations" in result.stderr  # the policy was set a moment ago
+    # reports: Base Purchases issued 500 + 200, 300 spent then 50 of it reversed
+    assert re.search(r"Base Purchases\s*│\s*700\s*│\s*0\s*│\s*250\s*│\s*0\s*│\s*450\s",
+                     result.stdout), result.stdout
+    # cust-1042's issues: order-1, card-2, ride-1, ride-2, order-3
+    assert "Showing the newest 2 of 5 matching entries; 3 more matched" in result.stderr
+    ride_share = (tmp_path / "walkthrough" / "ride-share.csv").read_text().splitlines()
+    assert ride_share[0].startswith("day,source,issued,redeemed,expired,cumulative_issued")
+    assert len(ride_share) == 8 and ride_share[-1].split(",")[-3:] == ["100", "0", "0"]
+    assert "Points per day (daily, all sources shown)" in result.stdout
     # the walkthrough's database matches sample_configs/koalla.toml
     url = f"sqlite:///{tmp_path / 'walkthrough' / 'pointctl.db'}"
     program = tomllib.loads((ROOT / "sample_configs" / "koalla.toml").read_text())
