@@ -107,6 +107,20 @@ def test_audit_columns_filters_and_what_became_of_each_credit(cli: Cli) -> None:
         assert header in table
 
 
+def test_audit_counts_more_matches_only_up_to_a_cap(cli: Cli,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from pointctl.services import reports
+
+    koalla(cli)
+    monkeypatch.setattr(reports, "COUNT_CAP", 10)
+    result = cli.ok("report", "audit", "--limit", "3", env=at("2026-03-25T00:00:00Z"))
+    assert result.error == ("Showing the newest 3 of more than 10 matching entries; more than "
+                            "7 more matched (raise --limit or narrow the filters)")
+    monkeypatch.setattr(reports, "COUNT_CAP", 14)
+    result = cli.ok("report", "audit", "--limit", "3", env=at("2026-03-25T00:00:00Z"))
+    assert result.error.startswith("Showing the newest 3 of 14 matching entries; 11 more")
+
+
 def test_audit_limit_says_how_many_more_matched(cli: Cli) -> None:
     koalla(cli)
     result = cli.ok("report", "audit", "--limit", "3", "--format", "json",
@@ -205,6 +219,11 @@ def test_liability_daily_opening_flows_and_closing(cli: Cli) -> None:
     assert days["2026-03-14"] == (150, 60, 90)    # dan's 60 expire
     assert days["2026-03-15"] == (90, 0, 90)      # bob's 50 roll over: still Base's
     assert days["2026-03-21"] == (90, -20, 110)   # 20 reactivated
+    # before the first lot: one day of zeros, not days outside the period
+    early = ok(cli, "2026-03-25T00:00:00Z", "report", "liability", "--daily", "--to",
+               "2026-02-01")
+    assert [(r["day"], r["opening"], r["closing"]) for r in early["rows"]] == [
+        ("2026-02-01", 0, 0), ("2026-02-01", 0, 0)]
     rows = cli.ok("report", "liability", "--daily", "--from", "2026-03-03", "--to",
                   "2026-03-03", "--format", "csv", env=at("2026-03-25T00:00:00Z")).stdout
     assert rows.splitlines() == ["day,source,opening,issued,redeemed,expired,reversed,closing",
@@ -437,33 +456,67 @@ def test_email_sends_the_export_through_a_real_smtp_server(cli: Cli, tmp_path: P
     assert part.get_payload(decode=True).decode().splitlines() == SOURCE_ROWS
 
 
-@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-def test_email_with_login(cli: Cli, tmp_path: Path) -> None:
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made with the openssl command)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the STARTTLS test makes its certificate with the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_email_with_starttls_and_login(cli: Cli, certificate: tuple[Path, Path]) -> None:
+    import ssl
+
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
+    cert, key = certificate
     inbox = Inbox()
 
     def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
         return AuthResult(success=(data.login, data.password) == (b"reports", b"s3cret!"))
 
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=check,
-                            auth_require_tls=False, auth_required=True)
+                            tls_context=tls, require_starttls=True, auth_required=True)
     controller.start()
     try:
         koalla(cli)
-        env = at("2026-03-25T00:00:00Z")
+        # the test's certificate authority is the only one pointctl trusts here
+        env = {**at("2026-03-25T00:00:00Z"), "SSL_CERT_FILE": str(cert)}
+        url = f"smtp://reports:s3cret%21@127.0.0.1:{port}?starttls=true"
         good = cli("report", "sources", *RANGE, "--no-chart", "--email", "a@koalla.test",
-                   env={**env, "POINTCTL_SMTP_URL": f"smtp://reports:s3cret%21@127.0.0.1:{port}"})
+                   env={**env, "POINTCTL_SMTP_URL": url})
         assert good.exit_code == 0, good.error
-        assert len(inbox.messages) == 1
+        assert len(inbox.messages) == 1 and inbox.messages[0].rcpt_tos == ["a@koalla.test"]
         bad = cli("report", "sources", *RANGE, "--no-chart", "--email", "a@koalla.test",
-                  env={**env, "POINTCTL_SMTP_URL": f"smtp://reports:wrong-pw@127.0.0.1:{port}"})
+                  env={**env, "POINTCTL_SMTP_URL": url.replace("s3cret%21", "wrong-pw")})
         assert bad.exit_code == 4
         assert bad.error.startswith(f"Error: could not send the report through "
                                     f"smtp://127.0.0.1:{port}: ")
         assert "wrong-pw" not in bad.error + bad.stdout and len(bad.error.splitlines()) == 1
+        # a certificate pointctl cannot check: nothing is sent, the password stays home
+        untrusted = cli("report", "sources", *RANGE, "--no-chart", "--email", "a@koalla.test",
+                        env={**at("2026-03-25T00:00:00Z"), "POINTCTL_SMTP_URL": url,
+                             "SSL_CERT_FILE": str(key)})
+        assert untrusted.exit_code == 4 and "certificate" in untrusted.error.lower(), \
+            untrusted.error
+        # a password over plain SMTP is refused before connecting
+        plain = cli("report", "sources", *RANGE, "--no-chart", "--email", "a@koalla.test",
+                    env={**env, "POINTCTL_SMTP_URL": f"smtp://reports:s3cret@127.0.0.1:{port}"})
+        assert plain.exit_code == 4
+        assert plain.error == (f"Error: refusing to send the mail password to "
+                               f"smtp://127.0.0.1:{port} in clear text: add ?starttls=true to "
+                               "POINTCTL_SMTP_URL or use smtps://")
         assert len(inbox.messages) == 1
     finally:
         controller.stop()
@@ -484,15 +537,24 @@ def test_missing_or_unreachable_mail_server_is_exit_4_and_the_export_is_still_wr
     second = tmp_path / "second.csv"
     down = cli("report", "sources", *RANGE, "--no-chart", "--export", str(second), "--email",
                "a@koalla.test", env={**when, "POINTCTL_SMTP_URL":
-                                     f"smtp://ops:hunter2@127.0.0.1:{port}"})
+                                     f"smtp://ops:hunter2@127.0.0.1:{port}?starttls=true"})
     assert down.exit_code == 4
     assert down.error.splitlines()[-1] == (f"Error: could not send the report through "
                                            f"smtp://127.0.0.1:{port}: connection refused")
     assert "hunter2" not in down.error
     assert second.read_text().splitlines() == SOURCE_ROWS
-    wrong = cli("report", "sources", *RANGE, "--no-chart", "--email", "a@koalla.test",
-                env={**when, "POINTCTL_SMTP_URL": "http://mail.koalla.test"})
-    assert wrong.exit_code == 4 and "not an SMTP URL" in wrong.error
+    for url, text in (("http://mail.koalla.test", "not an SMTP URL"),
+                      ("smtp://reports:2024#abc@mail.koalla.test", "not an SMTP URL"),
+                      ("smtp://mail.koalla.test?starttls=ture", "the only option is"),
+                      ("smtp://mail.koalla.test?tls=1", "the only option is")):
+        wrong = cli("report", "sources", *RANGE, "--no-chart", "--email", "a@koalla.test",
+                    env={**when, "POINTCTL_SMTP_URL": url})
+        assert wrong.exit_code == 4 and text in wrong.error, (url, wrong.error)
+        assert "2024" not in wrong.error and "abc" not in wrong.error
+    sender = cli("report", "sources", *RANGE, "--email", "a@koalla.test",
+                 env={**when, "POINTCTL_SMTP_FROM": "x@koalla.test\nBcc: evil@x.test"})
+    assert sender.exit_code == 2 and "invalid POINTCTL_SMTP_FROM" in sender.error
+    assert sender.stdout == ""  # refused before the report ran
 
 
 # --- the date filters -------------------------------------------------------------------------
@@ -577,6 +639,11 @@ BAD = [
      "invalid e-mail address 'not-an-address'"),
     (["report", "sources", "--email", "a@x.test\nBcc: evil@x.test"], 2, "invalid e-mail"),
     (["report", "sources", "--email", ","], 2, "--email needs at least one address"),
+    (["report", "sources", "--email", "c(x)@d.test"], 2, "invalid e-mail address"),
+    (["report", "liability", "--to", "9999-12-31"], 2, "out of range"),
+    (["report", "liability", "--from", "0001-01-01"], 2, "out of range"),
+    (["report", "audit", "--last", "5000y"], 2, "out of range"),
+    (["report", "sources", "--from", "2000-01-01"], 2, "a daily report covers at most 3,660"),
     (["report", "sources", "--view", "weekly"], 2, "weekly"),
     (["report", "sources", "--export", "/nonexistent-dir/out.csv"], 2, "cannot write"),
 ]

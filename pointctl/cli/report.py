@@ -93,7 +93,11 @@ def audit(
     rows = found["rows"]
     emit_rows(rows, fmt, AUDIT_COLUMNS, title="Audit log", empty="No entries.")
     more = found["matched"] - len(rows)
-    if more > 0:
+    if found["more_than"]:
+        message(f"Showing the newest {len(rows):,} of more than {found['matched']:,} matching "
+                f"entries; more than {more:,} more matched (raise --limit or narrow the "
+                "filters)")
+    elif more > 0:
         message(f"Showing the newest {len(rows):,} of {found['matched']:,} matching entries; "
                 f"{more:,} more matched (raise --limit or narrow the filters)")
 
@@ -156,6 +160,8 @@ def sources_report(
     if export is not None and export.suffix.lower() not in EXPORT_TYPES:
         raise InvalidInputError(f"--export {export}: the file name must end in .csv or .json")
     to = mail.recipients(email) if email is not None else None
+    if to is not None:
+        mail.sender()  # a bad POINTCTL_SMTP_FROM is bad input: nothing runs
     chosen = period(last, this_month, last_month, start, end)
     found = state.call(reports.daily, write=False, sources=sources or [], period=chosen)
     rows = [{key: row[key] for key, _ in SOURCE_COLUMNS} for row in found["rows"]]

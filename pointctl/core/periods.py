@@ -17,6 +17,7 @@ from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError
 
 WHOLE_DAY_UNITS = ("d", "w", "mo", "q", "y")
+EARLIEST, LATEST = date(1900, 1, 1), date(9000, 12, 31)  # what a report period may reach
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,11 @@ def resolve(*, today: date, last: str | None = None, this_month: bool = False,
             raise InvalidInputError(f"invalid --last {last!r}: a positive number of whole days, "
                                     "weeks, months, quarters or years, such as 7d or 30d")
         midnight = datetime(today.year, today.month, today.day)
-        first = span.subtract_from(midnight + timedelta(days=1)).date()
-        return Period(first, today)
+        try:
+            first = span.subtract_from(midnight + timedelta(days=1)).date()
+        except (ValueError, OverflowError):
+            first = date.min
+        return _within(Period(first, today), f"--last {last}")
     if this_month:
         return Period(today.replace(day=1), today)
     if last_month:
@@ -88,7 +92,15 @@ def resolve(*, today: date, last: str | None = None, this_month: bool = False,
     until = parse_day(end, what="--to") if end is not None else None
     if since and until and since > until:
         raise InvalidInputError(f"--from {since} is after --to {until}")
-    return Period(since, until)
+    return _within(Period(since, until), "--from/--to")
+
+
+def _within(period: Period, what: str) -> Period:
+    for day in (period.first, period.last):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise InvalidInputError(f"{what} reaches {day}, out of range: reports cover "
+                                    f"{EARLIEST} to {LATEST}")
+    return period
 
 
 def days(first: date, last: date) -> list[date]:

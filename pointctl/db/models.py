@@ -239,6 +239,10 @@ class Lot(SQLModel, table=True):
         Index("ix_lot_origin_lot_id", "origin_lot_id",
               sqlite_where=text("origin_lot_id IS NOT NULL"),
               postgresql_where=text("origin_lot_id IS NOT NULL")),
+        # the issued lots of a source and period (the liability report's cohort)
+        Index("ix_lot_issued_source_time", "source_id", "created_at",
+              sqlite_where=text("origin_lot_id IS NULL"),
+              postgresql_where=text("origin_lot_id IS NULL")),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))

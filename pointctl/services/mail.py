@@ -13,8 +13,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pointctl.core.errors import InvalidInputError, ServiceUnavailableError
 
 TIMEOUT_SECONDS = 15
-_ADDRESS = re.compile(r"^[^@\s<>,;:\"']+@[^@\s<>,;:\"']+\.?[^@\s<>,;:\"']*$")
-_TRUE = ("1", "true", "yes", "on")
+# a plain address: no display names, comments or quoting
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True,
+           "0": False, "false": False, "no": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -51,22 +53,45 @@ def server_from_env() -> SmtpServer:
 
 
 def parse_server(url: str) -> SmtpServer:
+    """The server of an SMTP URL. Messages about a malformed one never repeat any of it: a
+    password with an unencoded # or / would otherwise show up as a host name."""
+    shape = ("POINTCTL_SMTP_URL is not an SMTP URL: expected smtp://[user:password@]host[:port]"
+             "[?starttls=true] or smtps://... (percent-encode #, /, ? and @ in the user name "
+             "and password)")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        port, parts = None, None
-    if parts is None or parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ServiceUnavailableError(
-            "POINTCTL_SMTP_URL is not an SMTP URL: expected smtp://[user:password@]host[:port]"
-            "[?starttls=true] or smtps://...")
-    options = parse_qs(parts.query)
+        raise ServiceUnavailableError(shape) from None
+    after_scheme = url.partition("://")[2]
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or parts.fragment or \
+            ("@" in after_scheme and "@" not in parts.netloc) or parts.path not in ("", "/"):
+        raise ServiceUnavailableError(shape)
+    options = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(options) - {"starttls"})
+    starttls = options.get("starttls", ["false"])[-1].strip().lower()
+    if unknown or starttls not in _SWITCH:
+        raise ServiceUnavailableError("POINTCTL_SMTP_URL: the only option is starttls=true or "
+                                      "starttls=false")
     tls = parts.scheme == "smtps"
-    return SmtpServer(
+    server = SmtpServer(
         host=parts.hostname, port=port or (465 if tls else 25), tls=tls,
-        starttls=options.get("starttls", ["false"])[-1].lower() in _TRUE,
+        starttls=_SWITCH[starttls] and not tls,
         user=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None)
+    if server.user and not (server.tls or server.starttls):
+        raise ServiceUnavailableError(
+            f"refusing to send the mail password to {server} in clear text: add "
+            "?starttls=true to POINTCTL_SMTP_URL or use smtps://")
+    return server
+
+
+def sender() -> str:
+    found = os.environ.get("POINTCTL_SMTP_FROM", "pointctl@localhost").strip()
+    if not _ADDRESS.match(found):
+        raise InvalidInputError(f"invalid POINTCTL_SMTP_FROM {found!r}: expected an address "
+                                "such as reports@example.com")
+    return found
 
 
 def send(server: SmtpServer, *, to: list[str], subject: str, body: str, filename: str,
@@ -78,20 +103,26 @@ def send(server: SmtpServer, *, to: list[str], subject: str, body: str, filename
     from email.message import EmailMessage
 
     message = EmailMessage()
-    message["From"] = os.environ.get("POINTCTL_SMTP_FROM", "pointctl@localhost")
+    message["From"] = sender()
     message["To"] = ", ".join(to)
     message["Subject"] = subject
     message.set_content(body)
-    message.add_attachment(data, maintype=mime[0], subtype=mime[1], filename=filename)
-    kind = smtplib.SMTP_SSL if server.tls else smtplib.SMTP
+    printable = "".join(ch if ch.isprintable() else "_" for ch in filename)
+    message.add_attachment(data, maintype=mime[0], subtype=mime[1], filename=printable)
+    context = ssl.create_default_context()  # certificates checked, for smtps and STARTTLS
     try:
-        with kind(server.host, server.port, timeout=TIMEOUT_SECONDS) as smtp:
+        if server.tls:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port,
+                                                  timeout=TIMEOUT_SECONDS, context=context)
+        else:
+            smtp = smtplib.SMTP(server.host, server.port, timeout=TIMEOUT_SECONDS)
+        with smtp:
             if server.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=context)
             if server.user:
                 smtp.login(server.user, server.password or "")
             smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as error:
+    except (OSError, smtplib.SMTPException, UnicodeError) as error:
         reason = _reason(error, server)
         raise ServiceUnavailableError(f"could not send the report through {server}: "
                                       f"{reason}") from None

@@ -23,6 +23,8 @@ ENTRY_TYPES = ("issue", "spend", "reversal", "adjustment", "transfer", "expirati
                "reactivation", "inventory", "restriction")
 CREDIT_TYPES = ("issue", "adjustment", "transfer", "rollover", "reactivation")  # make lots
 MAX_LIMIT = 100_000
+MAX_DAYS = 3_660  # ten years of days in one daily report
+COUNT_CAP = 100_000  # a cut audit list counts at most this many matches
 
 
 def audit(session: Session, *, user: str | None = None, account: str | None = None,
@@ -30,7 +32,8 @@ def audit(session: Session, *, user: str | None = None, account: str | None = No
           reference_id: str | None = None, search: str | None = None,
           period: Period = Period(), limit: int = 100) -> dict[str, Any]:
     """The matching entries, newest first, at most ``limit``; ``matched`` counts them all
-    (counted only when the limit cut the list)."""
+    (counted only when the limit cut the list, and only up to ``COUNT_CAP``: ``more_than``
+    says the count stopped there)."""
     unknown = sorted(set(types) - set(ENTRY_TYPES))
     if unknown:
         raise InvalidInputError(f"unknown entry type {', '.join(unknown)}; choose from "
@@ -84,11 +87,11 @@ def audit(session: Session, *, user: str | None = None, account: str | None = No
             "time": clock.format_time(entry.occurred_at),
         })
     matched = len(rows)
-    if matched == limit:
-        matched = session.execute(
-            select(func.count()).select_from(query.with_only_columns(Entry.id).subquery())
-        ).scalar_one()
-    return {"rows": rows, "matched": int(matched)}
+    if matched == limit:  # counted up to a cap: a broad filter on a big ledger stays quick
+        matched = session.execute(select(func.count()).select_from(
+            query.with_only_columns(Entry.id).limit(COUNT_CAP + 1).subquery())).scalar_one()
+    return {"rows": rows, "matched": min(int(matched), COUNT_CAP),
+            "more_than": int(matched) > COUNT_CAP}
 
 
 # --- liability and source reports -----------------------------------------------------------
@@ -135,24 +138,22 @@ def liability(session: Session, *, sources: Sequence[str] = (), period: Period =
     if high is not None:
         window += " AND r.created_at < :high"
         params["high"] = sql.time(high)
-    roots = (f"SELECT r.id, r.source_id, r.original FROM lot r WHERE r.origin_lot_id IS NULL "
+    # the issued lots of the period (ix_lot_issued_source_time), each with its reversals
+    # (only an issued lot is ever reversed), then every lot its points moved to
+    roots = (f"SELECT r.id, r.source_id, r.original, r.spent, r.expired, r.remaining, "
+             f"(SELECT COALESCE(SUM(d.points), 0) FROM draw d WHERE d.lot_id = r.id "
+             f"AND d.kind = 'reverse') AS reversed FROM lot r WHERE r.origin_lot_id IS NULL "
              f"AND r.source_id IN ({_ids(chosen)}){window}")
-    family = (f"SELECT r.source_id, l.id, l.spent, l.expired, l.remaining FROM ({roots}) r "
-              f"JOIN lot l ON l.id = r.id UNION ALL "
-              f"SELECT r.source_id, l.id, l.spent, l.expired, l.remaining FROM ({roots}) r "
+    family = (f"SELECT source_id, original AS issued, spent, expired, remaining, reversed "
+              f"FROM ({roots}) r UNION ALL "
+              f"SELECT r.source_id, 0, l.spent, l.expired, l.remaining, 0 FROM ({roots}) r "
               f"JOIN lot l ON l.origin_lot_id = r.id")
     figures: dict[int, dict[str, int]] = {}
-    for source_id, issued in sql.run(f"SELECT source_id, SUM(original) FROM ({roots}) r "
-                                     "GROUP BY source_id", **params):
-        figures.setdefault(source_id, {})["issued"] = int(issued)
-    for source_id, spent, expired, remaining, reversed_ in sql.run(
-            f"SELECT f.source_id, SUM(f.spent), SUM(f.expired), SUM(f.remaining), "
-            f"COALESCE(SUM(v.points), 0) FROM ({family}) f "
-            f"LEFT JOIN (SELECT lot_id, SUM(points) AS points FROM draw WHERE kind = 'reverse' "
-            f"GROUP BY lot_id) v ON v.lot_id = f.id GROUP BY f.source_id", **params):
-        figures.setdefault(source_id, {}).update(
-            spent=int(spent), expired=int(expired), liability=int(remaining),
-            reversed=int(reversed_))
+    for source_id, *sums in sql.run(
+            f"SELECT source_id, SUM(issued), SUM(reversed), SUM(spent), SUM(expired), "
+            f"SUM(remaining) FROM ({family}) f GROUP BY source_id", **params):
+        figures[source_id] = dict(zip(("issued", "reversed", "spent", "expired", "liability"),
+                                      (int(n) for n in sums), strict=True))
     rows = []
     for source in chosen:
         found = figures.get(source.id or 0, {})
@@ -204,8 +205,11 @@ def daily(session: Session, *, sources: Sequence[str] = (), period: Period = Per
     today = clock.to_local(clock.now(), zone).date()
     first = period.first or _first_day(sql, ids, zone) or today
     last = period.last or today
-    if last < first:
-        last = first
+    if last < first:  # nothing before --to, or --from in the future: one day
+        first, last = (last, last) if period.first is None else (first, first)
+    if (last - first).days >= MAX_DAYS:
+        raise InvalidInputError(f"{first} to {last} is {(last - first).days + 1:,} days; a daily "
+                                f"report covers at most {MAX_DAYS:,}: narrow the period")
     low, high = Period(first, last).bounds(zone)
     assert low is not None and high is not None
     params: dict[str, Any] = {"low": sql.time(low), "high": sql.time(high)}

@@ -1,6 +1,7 @@
-"""Lot lineage for the liability report: ``lot.origin_lot_id`` names the issued lot whose
-points a moved lot carries (a transfer, a rollover or a reactivation keeps the points' origin);
-NULL on the issued lots themselves.
+"""Lot lineage for the liability report, and an index of a source's issued lots by time.
+
+``lot.origin_lot_id`` names the issued lot whose points a moved lot carries (a transfer, a
+rollover or a reactivation keeps the points' origin); NULL on the issued lots themselves.
 
 Existing moved lots are traced back: rollover and transfer lots exactly (a rollover credit
 names its debit entry, whose one draw names the lot; a transfer's new lots were made in the
@@ -52,6 +53,9 @@ def upgrade() -> None:
     op.create_index("ix_lot_origin_lot_id", "lot", ["origin_lot_id"],
                     sqlite_where=sa.text("origin_lot_id IS NOT NULL"),
                     postgresql_where=sa.text("origin_lot_id IS NOT NULL"))
+    op.create_index("ix_lot_issued_source_time", "lot", ["source_id", "created_at"],
+                    sqlite_where=sa.text("origin_lot_id IS NULL"),
+                    postgresql_where=sa.text("origin_lot_id IS NULL"))
     bind = op.get_bind()
     differs = "IS DISTINCT FROM" if bind.dialect.name == "postgresql" else "IS NOT"
     # a chain of moves (escrow -> core -> another user) settles one link per round
@@ -64,5 +68,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_lot_issued_source_time", table_name="lot")
     op.drop_index("ix_lot_origin_lot_id", table_name="lot")
     op.drop_column("lot", "origin_lot_id")
