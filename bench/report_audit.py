@@ -3,14 +3,16 @@
     python bench/report_audit.py --db sqlite:////tmp/audit.db [--entries 5000000]
     python bench/report_audit.py --db postgresql://postgres@127.0.0.1/test
 
-1. load: N entries for 100,000 users over 2025-2026 (half issues, each with its lot, partly
-   spent; half spends), written by set-based SQL straight into a fresh database at the schema
-   head (pointctl's own indexes and triggers), then ANALYZE. The ledger's shape, not its
+1. load: N entries for 100,000 users over 2025-2026 (half issues, each with its lot; half
+   spends of 40 of the issue before, each with its draw), written by set-based SQL straight
+   into a fresh database at the schema head (pointctl's own indexes and triggers), then
+   ANALYZE. The ledger's shape, not its
    history, is what an audit look-up depends on.
 2. start-up: `pointctl report audit --user U` against an empty database at the schema head: what
    any pointctl command costs before it reads a row.
 3. look-up: the same command on the big ledger for a user with N/100,000 entries, and with
    --search, --type and a date filter added.
+4. the liability and source reports over the same ledger, all time and the last 30 days.
 Each is a whole `pointctl` process timed from outside, best and median of --repeat runs.
 """
 
@@ -42,8 +44,9 @@ def load(url: str, entries: int) -> None:
               "SELECT i FROM s")
     moment = ("TIMESTAMP '2025-01-01 00:00:00' + i * INTERVAL '12 seconds'" if postgres else
               "strftime('%Y-%m-%d %H:%M:%f000', '2025-01-01', '+' || (i * 12) || ' seconds')")
-    user = "'u' || lpad(CAST(i % 100000 AS TEXT), 5, '0')" if postgres else \
-        "'u' || substr('0000' || (i % 100000), -5)"
+    # entries 2k-1 (an issue) and 2k (a spend of 40 of it) belong to the same user
+    user = "'u' || lpad(CAST(((i + 1) / 2) % 100000 AS TEXT), 5, '0')" if postgres else \
+        "'u' || substr('0000' || (((i + 1) / 2) % 100000), -5)"
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO account (id, name, name_key, status, is_default, allow_negative, "
@@ -64,8 +67,11 @@ def load(url: str, entries: int) -> None:
             "INSERT INTO lot (id, user_id, account_id, source_id, entry_id, original, spent, "
             "expired, moved, remaining, created_at, available_at) SELECT id, user_id, 1, 1, id, "
             "100, 40, 0, 0, 60, occurred_at, occurred_at FROM entry WHERE type = 'issue'"))
+        connection.execute(text(
+            "INSERT INTO draw (id, entry_id, lot_id, kind, points) SELECT id, id, id - 1, "
+            "'spend', 40 FROM entry WHERE type = 'spend'"))
         if postgres:
-            for table in ("entry", "lot"):
+            for table in ("entry", "lot", "draw"):
                 connection.execute(text(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT MAX(id) FROM {table}))"))
@@ -109,6 +115,12 @@ def main() -> None:
         best, median, out = timed(url, lookup + extra, options.repeat)
         rows = out.count('"id"')
         print(f"report audit {label}: {rows} rows; best {best:.3f} s, median {median:.3f} s")
+    for args in (["report", "audit", "--limit", "10"], ["report", "liability"],
+                 ["report", "liability", "--last", "30d"],
+                 ["report", "liability", "--daily", "--last", "30d"],
+                 ["report", "sources", "--last", "30d", "--no-chart"]):
+        best, median, _ = timed(url, args + ["--format", "json"], min(options.repeat, 3))
+        print(f"{' '.join(args)}: best {best:.3f} s, median {median:.3f} s", flush=True)
     sys.stdout.flush()
 
 

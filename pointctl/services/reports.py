@@ -140,20 +140,25 @@ def liability(session: Session, *, sources: Sequence[str] = (), period: Period =
         params["high"] = sql.time(high)
     # the issued lots of the period (ix_lot_issued_source_time), each with its reversals
     # (only an issued lot is ever reversed), then every lot its points moved to
-    roots = (f"SELECT r.id, r.source_id, r.original, r.spent, r.expired, r.remaining, "
-             f"(SELECT COALESCE(SUM(d.points), 0) FROM draw d WHERE d.lot_id = r.id "
-             f"AND d.kind = 'reverse') AS reversed FROM lot r WHERE r.origin_lot_id IS NULL "
-             f"AND r.source_id IN ({_ids(chosen)}){window}")
-    family = (f"SELECT source_id, original AS issued, spent, expired, remaining, reversed "
-              f"FROM ({roots}) r UNION ALL "
-              f"SELECT r.source_id, 0, l.spent, l.expired, l.remaining, 0 FROM ({roots}) r "
-              f"JOIN lot l ON l.origin_lot_id = r.id")
+    # the issued lots of the period (ix_lot_issued_source_time), then every lot their points
+    # moved to; reversals (only an issued lot is ever reversed) counted on the issued lots
+    roots = (f"SELECT r.id, r.source_id, r.original, r.spent, r.expired, r.remaining "
+             f"FROM lot r WHERE r.origin_lot_id IS NULL AND r.source_id IN ({_ids(chosen)})"
+             f"{window}")
+    family = (f"SELECT source_id, original AS issued, spent, expired, remaining FROM ({roots}) r "
+              f"UNION ALL SELECT r.source_id, 0, l.spent, l.expired, l.remaining "
+              f"FROM ({roots}) r JOIN lot l ON l.origin_lot_id = r.id")
     figures: dict[int, dict[str, int]] = {}
     for source_id, *sums in sql.run(
-            f"SELECT source_id, SUM(issued), SUM(reversed), SUM(spent), SUM(expired), "
-            f"SUM(remaining) FROM ({family}) f GROUP BY source_id", **params):
-        figures[source_id] = dict(zip(("issued", "reversed", "spent", "expired", "liability"),
+            f"SELECT source_id, SUM(issued), SUM(spent), SUM(expired), SUM(remaining) "
+            f"FROM ({family}) f GROUP BY source_id", **params):
+        figures[source_id] = dict(zip(("issued", "spent", "expired", "liability"),
                                       (int(n) for n in sums), strict=True))
+    for source_id, points in sql.run(
+            f"SELECT r.source_id, SUM(d.points) FROM ({roots}) r "
+            f"JOIN draw d ON d.lot_id = r.id AND d.kind = 'reverse' GROUP BY r.source_id",
+            **params):
+        figures.setdefault(source_id, {})["reversed"] = int(points)
     rows = []
     for source in chosen:
         found = figures.get(source.id or 0, {})
@@ -221,12 +226,18 @@ def daily(session: Session, *, sources: Sequence[str] = (), period: Period = Per
         SELECT l.source_id, e.occurred_at AS at, 0 AS issued, {_DRAW_EFFECTS}
           FROM draw d JOIN lot l ON l.id = d.lot_id JOIN entry e ON e.id = d.entry_id
          WHERE d.kind NOT IN ('transfer', 'rollover') AND l.source_id IN ({ids}) {{draws}}"""
-    before = events.format(lots="AND l.created_at < :low", draws="AND e.occurred_at < :low")
     within = events.format(lots="AND l.created_at >= :low AND l.created_at < :high",
                            draws="AND e.occurred_at >= :low AND e.occurred_at < :high")
+    # opening = what the lots hold now less every change since the period began: a read of
+    # the open lots and of the period onwards, not of the whole history before it
     opening = {source_id: int(points) for source_id, points in sql.run(
-        f"SELECT source_id, SUM(issued - redeemed - expired - reversed) FROM ({before}) v "
-        "GROUP BY source_id", **params)}
+        f"SELECT source_id, SUM(remaining) FROM lot WHERE remaining > 0 "
+        f"AND source_id IN ({ids}) GROUP BY source_id")}
+    since = events.format(lots="AND l.created_at >= :low", draws="AND e.occurred_at >= :low")
+    for source_id, points in sql.run(
+            f"SELECT source_id, SUM(issued - redeemed - expired - reversed) FROM ({since}) v "
+            "GROUP BY source_id", **params):
+        opening[source_id] = opening.get(source_id, 0) - int(points)
     day = _day_sql(sql, "v.at", periods.day_offsets(zone, low, high), params)
     flows: dict[tuple[int, date], tuple[int, ...]] = {}
     for source_id, on, *sums in sql.run(
