@@ -218,14 +218,17 @@ def daily(session: Session, *, sources: Sequence[str] = (), period: Period = Per
     low, high = Period(first, last).bounds(zone)
     assert low is not None and high is not None
     params: dict[str, Any] = {"low": sql.time(low), "high": sql.time(high)}
+    # CROSS JOIN: SQLite takes the tables in this order, from the entries of the period
+    # (ix_entry_occurred_at) to their draws; PostgreSQL plans as it likes
     events = f"""
         SELECT l.source_id, l.created_at AS at, l.original AS issued, 0 AS redeemed,
                0 AS expired, 0 AS reversed
           FROM lot l WHERE l.origin_lot_id IS NULL AND l.source_id IN ({ids}) {{lots}}
         UNION ALL
         SELECT l.source_id, e.occurred_at AS at, 0 AS issued, {_DRAW_EFFECTS}
-          FROM draw d JOIN lot l ON l.id = d.lot_id JOIN entry e ON e.id = d.entry_id
-         WHERE d.kind NOT IN ('transfer', 'rollover') AND l.source_id IN ({ids}) {{draws}}"""
+          FROM entry e CROSS JOIN draw d CROSS JOIN lot l
+         WHERE d.entry_id = e.id AND l.id = d.lot_id AND d.kind NOT IN ('transfer', 'rollover')
+           AND l.source_id IN ({ids}) {{draws}}"""
     within = events.format(lots="AND l.created_at >= :low AND l.created_at < :high",
                            draws="AND e.occurred_at >= :low AND e.occurred_at < :high")
     # opening = what the lots hold now less every change since the period began: a read of
