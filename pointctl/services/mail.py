@@ -110,19 +110,22 @@ def send(server: SmtpServer, *, to: list[str], subject: str, body: str, filename
     printable = "".join(ch if ch.isprintable() else "_" for ch in filename)
     message.add_attachment(data, maintype=mime[0], subtype=mime[1], filename=printable)
     context = ssl.create_default_context()  # certificates checked, for smtps and STARTTLS
+    smtp: smtplib.SMTP | None = None
     try:
         if server.tls:
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port,
-                                                  timeout=TIMEOUT_SECONDS, context=context)
+            smtp = smtplib.SMTP_SSL(server.host, server.port, timeout=TIMEOUT_SECONDS,
+                                    context=context)
         else:
             smtp = smtplib.SMTP(server.host, server.port, timeout=TIMEOUT_SECONDS)
-        with smtp:
-            if server.starttls:
-                smtp.starttls(context=context)
-            if server.user:
-                smtp.login(server.user, server.password or "")
-            smtp.send_message(message)
+        if server.starttls:
+            smtp.starttls(context=context)
+        if server.user:
+            smtp.login(server.user, server.password or "")
+        smtp.send_message(message)
+        smtp.quit()
     except (OSError, smtplib.SMTPException, UnicodeError) as error:
+        if smtp is not None:  # no QUIT: after a failed TLS handshake it would wait for nothing
+            smtp.close()
         reason = _reason(error, server)
         raise ServiceUnavailableError(f"could not send the report through {server}: "
                                       f"{reason}") from None
