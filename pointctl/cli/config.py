@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pointctl.cli import state
 from pointctl.cli.options import FormatOption
-from pointctl.cli.render import OutputFormat, emit_result, emit_rows
+from pointctl.cli.render import OutputFormat, emit_record, emit_result, emit_rows, message
 
-app = typer.Typer(help="Program settings.", no_args_is_help=True)
+app = typer.Typer(help="Program settings, and the whole program as a TOML file (apply, export).",
+                  no_args_is_help=True)
 
 
 @app.command("set")
@@ -37,3 +40,65 @@ def show(fmt: FormatOption = OutputFormat.table) -> None:
     emit_rows(state.call(run_show, write=False), fmt,
               [("key", "setting"), ("value", "value"), ("meaning", "meaning")],
               title="Settings")
+
+
+@app.command("apply")
+def apply(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="The program as TOML (see the README).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Deactivate accounts and pause sources the file does not mention "
+        "(never deletes).")] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Make the database match FILE: checks the whole file, prints the plan (create / update
+    field: old -> new / unchanged), applies it in one transaction."""
+    from pointctl.services.program import apply as run_apply
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        from pointctl.core.errors import InvalidInputError
+
+        raise InvalidInputError(f"cannot read {file}: {error}") from None
+    kwargs = {"text": text, "prune": prune, "actor": state.current.actor, "dry_run": dry_run}
+    # a dry run does the whole work, so that it meets every refusal, then rolls it back
+    result = state.call_rolled_back(run_apply, **kwargs) if dry_run else \
+        state.call(run_apply, write=True, **kwargs)
+    if fmt is OutputFormat.json:
+        emit_record(result, fmt, [])
+    else:
+        emit_rows(result["steps"], fmt, [("action", "action"), ("kind", "kind"),
+                                         ("name", "name"), ("text", "plan")],
+                  title=f"Plan for {file.name}", empty="The file names nothing.")
+    changed = result["changed"]
+    if dry_run:
+        message(f"Dry run: {changed} change{'s' if changed != 1 else ''} planned, nothing "
+                "applied")
+    elif changed:
+        message(f"Applied {file.name}: {changed} change{'s' if changed != 1 else ''}")
+    else:
+        message(f"{file.name} is already applied; nothing changed")
+
+
+@app.command("export")
+def export(
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", dir_okay=False, help="Write to this file (default: stdout).")] = None,
+) -> None:
+    """The whole program as TOML, ready for 'pointctl config apply'."""
+    from pointctl.services.program import export as run_export
+    from pointctl.services.program import to_toml
+
+    text = to_toml(state.call(run_export, write=False))
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        from pointctl.core.errors import InvalidInputError
+
+        raise InvalidInputError(f"cannot write {output}: {error.strerror or error}") from None
+    message(f"Wrote the program to {output}")

@@ -1,0 +1,602 @@
+"""Configuration as code: the whole program (time zone, accounts with their expiration and
+reactivation, sources with links, inventory and restrictions) as one TOML document.
+
+``export`` reads the database into that document; ``plan`` compares a file with it (create /
+update field: old -> new / unchanged); ``apply`` carries the plan out through the same services
+the commands use, in the caller's one transaction. A file is checked whole before anything is
+planned: every problem is reported with its table path (and line, for TOML syntax).
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, select
+
+from pointctl.core.durations import parse_duration
+from pointctl.core.errors import InvalidInputError, PointctlError
+from pointctl.core.schedules import parse_schedule
+from pointctl.db.models import Account, AccountSource, ExpirationPolicy, Restriction, Source
+from pointctl.services import accounts as account_service
+from pointctl.services import expiry, reactivation, restrictions, settings
+from pointctl.services import sources as source_service
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "": ("program", "accounts", "sources"),
+    "program": ("timezone",),
+    "accounts": ("name", "group", "default", "allow_negative", "max_balance", "qualifying",
+                 "pending_for", "status", "expiration", "reactivation"),
+    "expiration": ("type", "every", "older_than", "rollover_to", "snap_to", "date", "min_age",
+                   "inactive_for", "percent", "activity"),
+    "reactivation": ("window", "min_points"),
+    "sources": ("name", "inventory", "accounts", "status", "restrictions"),
+    "restrictions": ("max_points", "per", "per_customer"),
+}
+ACCOUNT_DEFAULTS = {"default": False, "allow_negative": True, "qualifying": False,
+                    "status": "active"}
+POLICY_FIELDS = {"rolling": ("older_than", "rollover_to", "snap_to"),
+                 "fixed-date": ("date", "min_age"),
+                 "inactivity": ("inactive_for", "percent", "activity")}
+
+
+@dataclass
+class Step:
+    kind: str  # account, source, program
+    name: str
+    action: str  # create, update, unchanged, deactivate, pause
+    changes: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    def text(self) -> str:
+        if self.action == "update":
+            return f"update {self.kind} {self.name!r}: " + "; ".join(
+                f"{name}: {_show(old)} -> {_show(new)}" for name, old, new in self.changes)
+        return f"{self.action} {self.kind} {self.name!r}"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        import json
+
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+# --- reading and checking a file ------------------------------------------------------------
+
+class _Checker:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    def keys(self, table: Any, path: str, kind: str) -> bool:
+        if not isinstance(table, dict):
+            self.fail(path, "expected a table")
+            return False
+        allowed = KEYS[kind]
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else \
+                    f" (known keys: {', '.join(allowed)})"
+                self.fail(f"{path}.{key}" if path else key, f"unknown key{hint}")
+        return True
+
+    def typed(self, table: dict[str, Any], key: str, path: str, kinds: tuple[type, ...],
+              what: str) -> Any:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            self.fail(f"{path}.{key}", f"expected {what}, not {value!r}")
+            return None
+        return value
+
+    def duration(self, table: dict[str, Any], key: str, path: str) -> str | None:
+        value = self.typed(table, key, path, (str,), "a duration such as \"30d\"")
+        if value is None:
+            return None
+        try:
+            return str(parse_duration(value, what=key))
+        except InvalidInputError as error:
+            self.fail(f"{path}.{key}", error.message)
+            return None
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The TOML document, checked and normalised (the export form); exit 2 listing every
+    problem."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidInputError(f"the file is not valid TOML: {error}") from None
+    check = _Checker()
+    check.keys(document, "", "")
+    program: dict[str, Any] = {}
+    if "program" in document and check.keys(document["program"], "program", "program"):
+        zone = check.typed(document["program"], "timezone", "program", (str,), "a time zone")
+        if zone is not None:
+            from pointctl.core.clock import load_zone
+
+            try:
+                program["timezone"] = load_zone(zone).key
+            except InvalidInputError as error:
+                check.fail("program.timezone", error.message)
+    accounts = [_account(check, table, f"accounts[{n}]")
+                for n, table in enumerate(_array(check, document, "accounts"))]
+    sources = [_source(check, table, f"sources[{n}]")
+               for n, table in enumerate(_array(check, document, "sources"))]
+    for kind, items in (("accounts", accounts), ("sources", sources)):
+        seen: dict[str, int] = {}
+        for n, item in enumerate(items):
+            key = str(item.get("name") or "").casefold()
+            if key and key in seen:
+                check.fail(f"{kind}[{n}].name", f"duplicate name {item['name']!r} (also "
+                                                f"{kind}[{seen[key]}])")
+            seen.setdefault(key, n)
+    if check.errors:
+        raise InvalidInputError(f"{len(check.errors)} problem{'s' if len(check.errors) > 1 else ''}"
+                                " in the file, nothing applied: " + "; ".join(check.errors))
+    return {"program": program, "accounts": accounts, "sources": sources}
+
+
+def _array(check: _Checker, document: dict[str, Any], key: str) -> list[Any]:
+    value = document.get(key, [])
+    if not isinstance(value, list):
+        check.fail(key, f"expected [[{key}]] tables")
+        return []
+    return value
+
+
+def _account(check: _Checker, table: Any, path: str) -> dict[str, Any]:
+    if not check.keys(table, path, "accounts"):
+        return {}
+    name = check.typed(table, "name", path, (str,), "a name")
+    if not name or not name.strip():
+        check.fail(f"{path}.name", "required: every account needs a name")
+    account: dict[str, Any] = {"name": (name or "").strip()}
+    group = check.typed(table, "group", path, (str,), "a label")
+    if group:
+        account["group"] = group
+    for key in ("default", "allow_negative", "qualifying"):
+        value = check.typed(table, key, path, (bool,), "true or false")
+        account[key] = ACCOUNT_DEFAULTS[key] if value is None else value
+    max_balance = check.typed(table, "max_balance", path, (int,), "a number of points")
+    if max_balance is not None:
+        if max_balance < 0:
+            check.fail(f"{path}.max_balance", "must not be negative")
+        account["max_balance"] = max_balance
+    pending = check.duration(table, "pending_for", path)
+    if pending:
+        account["pending_for"] = pending
+    status = check.typed(table, "status", path, (str,), "active or inactive") or "active"
+    if status not in ("active", "inactive"):
+        check.fail(f"{path}.status", f"expected active or inactive, not {status!r}")
+    account["status"] = status
+    if "expiration" in table:
+        account["expiration"] = _expiration(check, table["expiration"], f"{path}.expiration")
+    if "reactivation" in table and check.keys(table["reactivation"], f"{path}.reactivation",
+                                              "reactivation"):
+        rule = table["reactivation"]
+        window = check.duration(rule, "window", f"{path}.reactivation")
+        if window is None and "window" not in rule:
+            check.fail(f"{path}.reactivation.window", "required")
+        found: dict[str, Any] = {"window": window}
+        minimum = check.typed(rule, "min_points", f"{path}.reactivation", (int,), "a number")
+        if minimum is not None:
+            if minimum < 1:
+                check.fail(f"{path}.reactivation.min_points", "must be at least 1")
+            found["min_points"] = minimum
+        account["reactivation"] = found
+    return account
+
+
+def _expiration(check: _Checker, rule: Any, path: str) -> dict[str, Any]:
+    if not check.keys(rule, path, "expiration"):
+        return {}
+    kind = check.typed(rule, "type", path, (str,), "rolling, fixed-date or inactivity")
+    if kind not in POLICY_FIELDS:
+        check.fail(f"{path}.type", "required: rolling, fixed-date or inactivity"
+                   if kind is None else f"expected rolling, fixed-date or inactivity, not "
+                   f"{kind!r}")
+        return {}
+    every = check.typed(rule, "every", path, (str,), "a schedule such as \"daily\"") or "daily"
+    try:
+        every = parse_schedule(every).text
+    except InvalidInputError as error:
+        check.fail(f"{path}.every", error.message)
+    found: dict[str, Any] = {"type": kind, "every": every}
+    for key in rule:
+        if key in KEYS["expiration"] and key not in ("type", "every") and \
+                key not in POLICY_FIELDS[kind]:
+            check.fail(f"{path}.{key}", f"does not apply to a {kind} policy")
+    if kind == "rolling":
+        found["older_than"] = check.duration(rule, "older_than", path)
+        if "older_than" not in rule:
+            check.fail(f"{path}.older_than", "required for a rolling policy")
+        for key in ("rollover_to", "snap_to"):
+            value = check.typed(rule, key, path, (str,), "text")
+            if value is not None:
+                found[key] = value.strip().lower() if key == "snap_to" else value.strip()
+    elif kind == "fixed-date":
+        date = check.typed(rule, "date", path, (str,), "a date such as \"12-31\"")
+        if date is None:
+            check.fail(f"{path}.date", "required for a fixed-date policy")
+        found["date"] = date
+        if "min_age" in rule:
+            found["min_age"] = check.duration(rule, "min_age", path)
+    else:
+        found["inactive_for"] = check.duration(rule, "inactive_for", path)
+        if "inactive_for" not in rule:
+            check.fail(f"{path}.inactive_for", "required for an inactivity policy")
+        found["percent"] = check.typed(rule, "percent", path, (int,), "a number") or 100
+        activity = rule.get("activity")
+        found["activity"] = list(expiry.DEFAULT_ACTIVITY)
+        if activity is not None:
+            if not isinstance(activity, list) or not all(isinstance(a, str) for a in activity):
+                check.fail(f"{path}.activity", "expected a list of event names")
+            else:
+                found["activity"] = [a.strip().lower() for a in activity]
+    return found
+
+
+def _source(check: _Checker, table: Any, path: str) -> dict[str, Any]:
+    if not check.keys(table, path, "sources"):
+        return {}
+    name = check.typed(table, "name", path, (str,), "a name")
+    if not name or not name.strip():
+        check.fail(f"{path}.name", "required: every source needs a name")
+    source: dict[str, Any] = {"name": (name or "").strip()}
+    inventory = table.get("inventory", "unlimited")
+    if inventory != "unlimited" and (isinstance(inventory, bool) or
+                                     not isinstance(inventory, int) or inventory < 0):
+        check.fail(f"{path}.inventory", f"expected a number of points or \"unlimited\", not "
+                                        f"{inventory!r}")
+    source["inventory"] = inventory
+    links = table.get("accounts")
+    if not isinstance(links, list) or not links or \
+            not all(isinstance(a, str) and a.strip() for a in links):
+        check.fail(f"{path}.accounts", "required: a list of at least one account name")
+        links = []
+    source["accounts"] = [a.strip() for a in links]
+    status = check.typed(table, "status", path, (str,), "active, paused or archived") or "active"
+    if status not in ("active", "paused", "archived"):
+        check.fail(f"{path}.status", f"expected active, paused or archived, not {status!r}")
+    source["status"] = status
+    rules = []
+    for n, rule in enumerate(table.get("restrictions", [])):
+        where = f"{path}.restrictions[{n}]"
+        if not check.keys(rule, where, "restrictions"):
+            continue
+        most = check.typed(rule, "max_points", where, (int,), "a number of points")
+        if most is None or most < 1:
+            check.fail(f"{where}.max_points", "required: a positive number of points")
+        per = check.duration(rule, "per", where)
+        if "per" not in rule:
+            check.fail(f"{where}.per", "required: a window such as \"1d\"")
+        per_customer = check.typed(rule, "per_customer", where, (bool,), "true or false")
+        rules.append({"max_points": most, "per": per, "per_customer": bool(per_customer)})
+    source["restrictions"] = rules
+    return source
+
+
+# --- the database as a document -------------------------------------------------------------
+
+def export(session: Session) -> dict[str, Any]:
+    """The whole program in the file's form (accounts and sources in creation order)."""
+    accounts = list(session.exec(select(Account).order_by(Account.id)).all())
+    names = {a.id: a.name for a in accounts}
+    policies = {p.account_id: p for p in session.exec(select(ExpirationPolicy)).all()}
+    document: dict[str, Any] = {"program": {}, "accounts": [], "sources": []}
+    zone = settings.get(session, "timezone")
+    if zone:
+        document["program"]["timezone"] = zone
+    for account in accounts:
+        item: dict[str, Any] = {"name": account.name}
+        if account.group_label:
+            item["group"] = account.group_label
+        item.update({"default": account.is_default, "allow_negative": account.allow_negative,
+                     "qualifying": account.qualifying})
+        if account.max_balance is not None:
+            item["max_balance"] = account.max_balance
+        if account.pending_for:
+            item["pending_for"] = account.pending_for
+        item["status"] = account.status
+        policy = policies.get(account.id or 0)
+        if policy is not None:
+            item["expiration"] = _policy(policy, names)
+        if account.reactivation_window:
+            item["reactivation"] = {"window": account.reactivation_window}
+            if account.reactivation_min_points:
+                item["reactivation"]["min_points"] = account.reactivation_min_points
+        document["accounts"].append(item)
+    links: dict[int, list[str]] = {}
+    for link in session.exec(select(AccountSource).order_by(AccountSource.account_id)).all():
+        links.setdefault(link.source_id, []).append(names[link.account_id])
+    rules: dict[int, list[dict[str, Any]]] = {}
+    for rule in session.exec(select(Restriction).order_by(Restriction.id)).all():
+        rules.setdefault(rule.source_id, []).append(
+            {"max_points": rule.max_points, "per": rule.per, "per_customer": rule.per_customer})
+    for source in session.exec(select(Source).order_by(Source.id)).all():
+        document["sources"].append({
+            "name": source.name,
+            "inventory": "unlimited" if source.inventory is None else source.inventory,
+            "accounts": links.get(source.id or 0, []), "status": source.status,
+            "restrictions": rules.get(source.id or 0, [])})
+    return document
+
+
+def _policy(policy: ExpirationPolicy, names: dict[Any, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {"type": policy.kind, "every": policy.schedule}
+    if policy.kind == "rolling":
+        found["older_than"] = policy.older_than
+        if policy.rollover_to_id:
+            found["rollover_to"] = names[policy.rollover_to_id]
+        if policy.snap_to:
+            found["snap_to"] = policy.snap_to
+    elif policy.kind == "fixed-date":
+        found["date"] = policy.fixed_date
+        if policy.min_age:
+            found["min_age"] = policy.min_age
+    else:
+        found.update(inactive_for=policy.inactive_for, percent=policy.percent,
+                     activity=(policy.activity or "").split(","))
+    return found
+
+
+def to_toml(document: dict[str, Any]) -> str:
+    import tomli_w
+
+    clean = {key: value for key, value in document.items() if value}
+    for source in clean.get("sources", []):
+        if not source.get("restrictions"):
+            source.pop("restrictions", None)
+    return tomli_w.dumps(clean)
+
+
+# --- plan and apply -------------------------------------------------------------------------
+
+def plan(session: Session, wanted: dict[str, Any], *, prune: bool = False) -> list[Step]:
+    have = export(session)
+    steps: list[Step] = []
+    zone = wanted["program"].get("timezone")
+    if zone is not None and zone != have["program"].get("timezone"):
+        steps.append(Step("setting", "timezone", "update",
+                          [("timezone", have["program"].get("timezone"), zone)]))
+    known_accounts = {a["name"].casefold() for a in have["accounts"]} | \
+        {a["name"].casefold() for a in wanted["accounts"]}
+    problems = []
+    for n, account in enumerate(wanted["accounts"]):
+        into = account.get("expiration", {}).get("rollover_to")
+        if into and into.casefold() not in known_accounts:
+            problems.append(f"accounts[{n}].expiration.rollover_to: no account named {into!r} "
+                            "in the file or the database")
+    for n, source in enumerate(wanted["sources"]):
+        for name in source["accounts"]:
+            if name.casefold() not in known_accounts:
+                problems.append(f"sources[{n}].accounts: no account named {name!r} in the "
+                                "file or the database")
+    if problems:
+        raise InvalidInputError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in "
+                                "the file, nothing applied: " + "; ".join(problems))
+    for kind, key in (("account", "accounts"), ("source", "sources")):
+        current = {item["name"].casefold(): item for item in have[key]}
+        named = set()
+        for item in wanted[key]:
+            named.add(item["name"].casefold())
+            old = current.get(item["name"].casefold())
+            if old is None:
+                steps.append(Step(kind, item["name"], "create"))
+                continue
+            changes = _differences(old, item, kind)
+            steps.append(Step(kind, old["name"], "update" if changes else "unchanged", changes))
+        if prune:
+            for name, old in current.items():
+                gone = "deactivate" if kind == "account" else "pause"
+                if name not in named and old["status"] == "active":
+                    steps.append(Step(kind, old["name"], gone))
+    return steps
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], kind: str) -> list[tuple[str, Any,
+                                                                                  Any]]:
+    changes = []
+    keys = list(KEYS["accounts" if kind == "account" else "sources"])
+    for key in keys:
+        before, after = old.get(key), new.get(key)
+        if key == "expiration" and before and after:
+            before, after = _comparable(before), _comparable(after)
+        if key == "accounts":
+            if sorted(x.casefold() for x in before or []) == \
+                    sorted(x.casefold() for x in after or []):
+                continue
+        if key == "restrictions":
+            if sorted(map(_rule_key, before or [])) == sorted(map(_rule_key, after or [])):
+                continue
+        if before != after:
+            changes.append((key, before, after))
+    return changes
+
+
+def _comparable(rule: dict[str, Any]) -> dict[str, Any]:
+    into = rule.get("rollover_to")
+    return {**rule, "rollover_to": into.casefold()} if into else rule
+
+
+def _rule_key(rule: dict[str, Any]) -> tuple[Any, ...]:
+    return (rule["per"], rule["per_customer"], rule["max_points"])
+
+
+def apply(session: Session, *, text: str, prune: bool = False, dry_run: bool = False,
+          actor: str) -> dict[str, Any]:
+    """Plan and carry out (``dry_run`` only marks the result: the caller rolls back)."""
+    wanted = parse(text)
+    steps = plan(session, wanted, prune=prune)
+    _carry_out(session, wanted, steps, actor=actor)
+    return {"steps": [{"kind": s.kind, "name": s.name, "action": s.action,
+                       "changes": [{"field": f, "old": o, "new": n} for f, o, n in s.changes],
+                       "text": s.text()} for s in steps],
+            "changed": sum(s.action != "unchanged" for s in steps), "dry_run": dry_run}
+
+
+def _at(path: str, work: Any) -> None:
+    try:
+        work()
+    except PointctlError as error:
+        error.message = f"{path}: {error.message}"
+        error.args = (error.message,)
+        raise
+
+
+def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], *,
+               actor: str) -> None:
+    by_name = {(s.kind, s.name.casefold()): s for s in steps}
+    if "timezone" in wanted["program"]:
+        settings.set_value(session, key="timezone", value=wanted["program"]["timezone"])
+    for n, item in enumerate(wanted["accounts"]):
+        step = by_name[("account", item["name"].casefold())]
+        path = f"accounts[{n}]"
+        if step.action == "create":
+            _at(path, lambda item=item: account_service.create_account(
+                session, name=item["name"], group=item.get("group"), is_default=item["default"],
+                allow_negative=item["allow_negative"], max_balance=item.get("max_balance"),
+                qualifying=item["qualifying"], pending_for=item.get("pending_for")))
+            if item["status"] == "inactive":
+                account_service.set_account_status(session, name=item["name"],
+                                                   status="inactive")
+        elif step.action == "update":
+            _at(path, lambda item=item, step=step: _update_account(session, item, step))
+    for n, item in enumerate(wanted["sources"]):
+        step = by_name[("source", item["name"].casefold())]
+        _at(f"sources[{n}]", lambda item=item, step=step: _put_source(session, item, step,
+                                                                      actor=actor))
+    for n, item in enumerate(wanted["accounts"]):
+        step = by_name[("account", item["name"].casefold())]
+        fields = {name for name, _, _ in step.changes}
+        path = f"accounts[{n}]"
+        if step.action == "create" or "expiration" in fields:
+            _at(f"{path}.expiration", lambda item=item: _put_policy(session, item, actor=actor))
+        if step.action == "create" or "reactivation" in fields:
+            rule = item.get("reactivation")
+            if rule or step.action == "update":
+                _at(f"{path}.reactivation", lambda item=item, rule=rule:
+                    reactivation.set_reactivation(
+                        session, account=item["name"], window=rule["window"] if rule else None,
+                        min_points=rule.get("min_points") if rule else None))
+    for step in steps:
+        if step.action == "deactivate":
+            account_service.set_account_status(session, name=step.name, status="inactive")
+        elif step.action == "pause":
+            source_service.pause_source(session, name=step.name)
+
+
+def _update_account(session: Session, item: dict[str, Any], step: Step) -> None:
+    fields = {name for name, _, _ in step.changes}
+    if "status" in fields and item["status"] == "active":
+        account_service.set_account_status(session, name=step.name, status="active")
+    edits: dict[str, Any] = {}
+    mapping = {"group": "group", "default": "is_default", "allow_negative": "allow_negative",
+               "max_balance": "max_balance", "qualifying": "qualifying",
+               "pending_for": "pending_for"}
+    for key, argument in mapping.items():
+        if key in fields:
+            edits[argument] = item.get(key)
+    if item["name"] != step.name:
+        edits["new_name"] = item["name"]
+    if edits:
+        account_service.edit_account(session, name=step.name, **edits)
+    if "status" in fields and item["status"] == "inactive":
+        account_service.set_account_status(session, name=item["name"], status="inactive")
+
+
+def _put_policy(session: Session, item: dict[str, Any], *, actor: str) -> None:
+    rule = item.get("expiration")
+    if not rule:
+        if session.get(ExpirationPolicy, account_service_id(session, item["name"])):
+            expiry.clear_policy(session, account=item["name"])
+        return
+    expiry.set_policy(
+        session, account=item["name"], kind=rule["type"], every=rule["every"],
+        older_than=rule.get("older_than"), rollover_to=rule.get("rollover_to"),
+        snap_to=rule.get("snap_to"), fixed_date=rule.get("date"), min_age=rule.get("min_age"),
+        inactive_for=rule.get("inactive_for"), percent=rule.get("percent"),
+        activity=rule.get("activity") or (), actor=actor)
+
+
+def account_service_id(session: Session, name: str) -> int:
+    from pointctl.services.lookup import account_by_name
+
+    return int(account_by_name(session, name).id or 0)
+
+
+def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: str) -> None:
+    inventory = None if item["inventory"] == "unlimited" else item["inventory"]
+    if step.action == "create":
+        source_service.create_source(session, name=item["name"], inventory=inventory,
+                                     link=item["accounts"], actor=actor,
+                                     note="config apply")
+        for rule in item["restrictions"]:
+            restrictions.add_restriction(session, source=item["name"], actor=actor, **rule)
+        _source_status(session, item, "active" if inventory != 0 else "paused", actor=actor)
+        return
+    if step.action != "update":
+        return
+    fields = {name: (old, new) for name, old, new in step.changes}
+    if "accounts" in fields:
+        old, new = fields["accounts"]
+        keep = {a.casefold() for a in new}
+        had = {a.casefold() for a in old}
+        source_service.edit_source(
+            session, name=step.name, link=[a for a in new if a.casefold() not in had],
+            unlink=[a for a in old if a.casefold() not in keep])
+    if "inventory" in fields:
+        old, new = fields["inventory"]
+        if "unlimited" in (old, new):
+            raise InvalidInputError(f"inventory: {_show(old)} -> {_show(new)} is not possible; "
+                                    "an unlimited source stays unlimited and a limited one "
+                                    "limited")
+        source_service.adjust_inventory(session, name=step.name, delta=new - old, actor=actor,
+                                        reason="config apply")
+    if "restrictions" in fields:
+        from pointctl.services.lookup import source_by_name
+
+        found = source_by_name(session, step.name)
+        current = list(session.exec(select(Restriction).where(
+            Restriction.source_id == found.id).order_by(Restriction.id)).all())
+        wanted = {(r["per"], r["per_customer"]): r["max_points"] for r in item["restrictions"]}
+        for rule in current:
+            want = wanted.pop((rule.per, rule.per_customer), None)
+            if want is None:
+                restrictions.delete_restriction(session, restriction_id=int(rule.id or 0),
+                                                actor=actor)
+            elif want != rule.max_points:
+                restrictions.edit_restriction(session, restriction_id=int(rule.id or 0),
+                                              actor=actor, max_points=want)
+        for (per, per_customer), most in wanted.items():
+            restrictions.add_restriction(session, source=step.name, max_points=most, per=per,
+                                         per_customer=per_customer, actor=actor)
+    if "status" in fields:
+        _source_status(session, item, fields["status"][0], actor=actor)
+
+
+def _source_status(session: Session, item: dict[str, Any], current: str, *, actor: str) -> None:
+    wanted = item["status"]
+    if wanted == current:
+        return
+    if wanted == "active":
+        source_service.activate_source(session, name=item["name"])
+    elif wanted == "paused":
+        source_service.pause_source(session, name=item["name"])
+    else:
+        if current == "active":
+            source_service.pause_source(session, name=item["name"])
+        source_service.archive_source(session, name=item["name"], confirmed=True, actor=actor)

@@ -1,0 +1,154 @@
+"""Configuration as code (`config apply|export`): round trip, idempotence, dry run, prune, the
+plan, and a file checked whole, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import Cli, snapshot
+from tests.test_expiry import query
+
+KOALLA = Path(__file__).resolve().parent.parent / "sample_configs" / "koalla.toml"
+
+
+def apply(cli: Cli, path: Path, *extra: str) -> dict[str, Any]:
+    result = cli.ok("config", "apply", str(path), "--format", "json", *extra)
+    return json.loads(result.stdout)
+
+
+def test_apply_then_export_round_trips_and_a_second_apply_changes_nothing(
+        cli: Cli, twin_url: str, tmp_path: Path) -> None:
+    first = apply(cli, KOALLA)
+    assert first["changed"] == 10  # the time zone, 4 accounts, 5 sources
+    before = snapshot(cli.url)
+    again = apply(cli, KOALLA)
+    assert again["changed"] == 0 and {s["action"] for s in again["steps"]} == {"unchanged"}
+    assert snapshot(cli.url) == before
+    exported = cli.ok("config", "export").stdout
+    assert 'rollover_to = "Spendable - Core"' in exported
+    target = tmp_path / "program.toml"
+    cli.ok("config", "export", "--output", str(target))
+    assert target.read_text() == exported
+    twin = Cli(twin_url)
+    twin.ok("config", "apply", str(target))
+    assert twin.ok("config", "export").stdout == exported
+    ride = cli.json("sources", "show", "Ride Share Partner")
+    assert ride["inventory"] == 60000
+    assert [r["max_points"] for r in cli.json("restrictions", "list", "Ride Share Partner")] \
+        == [100, 50000]
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(cli: Cli) -> None:
+    before = snapshot(cli.url)
+    result = cli.ok("config", "apply", str(KOALLA), "--dry-run")
+    assert "create account 'Purchase Escrow'" in result.stdout
+    assert result.error == "Dry run: 10 changes planned, nothing applied"
+    assert snapshot(cli.url) == before
+
+
+def test_updates_show_old_and_new_and_inventory_is_an_adjustment(cli: Cli,
+                                                                tmp_path: Path) -> None:
+    apply(cli, KOALLA)
+    text = KOALLA.read_text()
+    text = text.replace("max_balance = 250000", "max_balance = 300000")
+    text = text.replace("inventory = 60000", "inventory = 70000")
+    text = text.replace('older_than = "30d"', 'older_than = "14d"')
+    text = text.replace("max_points = 100\n", "max_points = 200\n")
+    changed = tmp_path / "changed.toml"
+    changed.write_text(text)
+    plan = apply(cli, changed)
+    lines = {s["name"]: s["text"] for s in plan["steps"] if s["action"] == "update"}
+    assert lines["Spendable - Partner"] == ("update account 'Spendable - Partner': "
+                                            "max_balance: 250000 -> 300000")
+    assert "older_than" in lines["Purchase Escrow"]
+    assert lines["Ride Share Partner"].startswith("update source 'Ride Share Partner': "
+                                                  "inventory: 60000 -> 70000; restrictions:")
+    assert plan["changed"] == 3
+    assert cli.json("sources", "show", "Ride Share Partner")["inventory"] == 70000
+    entries = query(cli.url, "SELECT points, note FROM entry WHERE type = 'inventory' "
+                             "ORDER BY id")
+    assert entries[-1] == (10000, "config apply")
+    assert [r["max_points"] for r in cli.json("restrictions", "list", "Ride Share Partner")] \
+        == [200, 50000]
+    assert apply(cli, changed)["changed"] == 0
+
+
+def test_prune_deactivates_and_pauses_what_the_file_leaves_out(cli: Cli,
+                                                              tmp_path: Path) -> None:
+    apply(cli, KOALLA)
+    cli.ok("accounts", "create", "Old Promo")
+    cli.ok("sources", "create", "Old Campaign", "--link", "Old Promo")
+    assert apply(cli, KOALLA)["changed"] == 0  # without --prune: left alone
+    assert cli.json("accounts", "show", "Old Promo")["status"] == "active"
+    pruned = apply(cli, KOALLA, "--prune")
+    assert sorted((s["action"], s["name"]) for s in pruned["steps"]
+                  if s["action"] != "unchanged") == [("deactivate", "Old Promo"),
+                                                      ("pause", "Old Campaign")]
+    assert cli.json("accounts", "show", "Old Promo")["status"] == "inactive"
+    assert cli.json("sources", "show", "Old Campaign")["status"] == "paused"
+    assert query(cli.url, "SELECT COUNT(*) FROM account WHERE name = 'Old Promo'") == [(1,)]
+
+
+BAD = '''[program]
+timezone = "Mars/Olympus"
+
+[[accounts]]
+name = "A"
+alow_negative = true
+max_balance = "lots"
+[accounts.expiration]
+type = "rolling"
+every = "fortnightly"
+older_than = "30m"
+
+[[accounts]]
+name = "a"
+
+[[sources]]
+name = "S"
+inventory = -5
+accounts = []
+'''
+
+
+def test_a_bad_file_is_refused_whole_naming_every_problem(cli: Cli, tmp_path: Path) -> None:
+    apply(cli, KOALLA)
+    before = snapshot(cli.url)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BAD)
+    result = cli("config", "apply", str(bad))
+    assert result.exit_code == 2
+    assert result.error.startswith("Error: 8 problems in the file, nothing applied: ")
+    for text in ("program.timezone: unknown time zone 'Mars/Olympus'",
+                 "accounts[0].alow_negative: unknown key (did you mean 'allow_negative'?)",
+                 "accounts[0].max_balance: expected a number of points, not 'lots'",
+                 "accounts[0].expiration.every: invalid schedule 'fortnightly'",
+                 "accounts[0].expiration.older_than: invalid older_than '30m'",
+                 "accounts[1].name: duplicate name 'a' (also accounts[0])",
+                 "sources[0].inventory: expected a number of points or \"unlimited\"",
+                 "sources[0].accounts: required"):
+        assert text in result.error, text
+    dangling = tmp_path / "dangling.toml"
+    dangling.write_text('[[accounts]]\nname = "Escrow"\n[accounts.expiration]\n'
+                        'type = "rolling"\nolder_than = "30d"\nrollover_to = "Nowhere"\n'
+                        '[[sources]]\nname = "S"\naccounts = ["Ghost"]\n')
+    result = cli("config", "apply", str(dangling))
+    assert result.exit_code == 2
+    assert "accounts[0].expiration.rollover_to: no account named 'Nowhere' in the file or " \
+        "the database" in result.error
+    assert "sources[0].accounts: no account named 'Ghost'" in result.error
+    syntax = tmp_path / "syntax.toml"
+    syntax.write_text('[[accounts]]\nname = "x"\nname = "y"\n')
+    result = cli("config", "apply", str(syntax))
+    assert result.exit_code == 2 and "(at line 3, column" in result.error
+    refused = tmp_path / "refused.toml"  # passes the checks, refused while applying
+    refused.write_text(KOALLA.read_text().replace('inventory = 60000', 'inventory = "unlimited"'))
+    result = cli("config", "apply", str(refused))
+    assert result.exit_code == 2 and result.error.startswith("Error: sources[3]: inventory: ")
+    missing = cli("config", "apply", str(tmp_path / "nope.toml"))
+    assert missing.exit_code == 2
+    for result in (cli("config", "apply", str(bad)), cli("config", "apply", str(refused))):
+        assert len(result.error.splitlines()) == 1
+    assert snapshot(cli.url) == before
