@@ -152,3 +152,25 @@ def test_a_bad_file_is_refused_whole_naming_every_problem(cli: Cli, tmp_path: Pa
     for result in (cli("config", "apply", str(bad)), cli("config", "apply", str(refused))):
         assert len(result.error.splitlines()) == 1
     assert snapshot(cli.url) == before
+
+
+def test_the_period_points_sample_applies_and_round_trips(cli: Cli, twin_url: str,
+                                                          tmp_path: Path) -> None:
+    sample = KOALLA.with_name("period_points.toml")
+    assert apply(cli, sample)["changed"] == 8  # time zone, 4 accounts, 3 sources
+    policies = {row["account"]: (row["policy"], row["schedule"])
+                for row in cli.json("expire", "status")}
+    assert policies == {"Base Points": ("rolling", "monthly on 1 (Europe/Berlin)"),
+                        "Bonus Points": ("fixed-date", "yearly on 12-31 (Europe/Berlin)"),
+                        "Status Points": ("none", None),
+                        "Dormant Member Points": ("inactivity",
+                                                  "weekly on monday (Europe/Berlin)")}
+    base = cli.json("accounts", "show", "Base Points")
+    assert base["reactivation"] == "points expired within 6mo, at least 100 points"
+    assert 'snap_to = "quarter"' in cli.ok("config", "export").stdout
+    assert apply(cli, sample)["changed"] == 0
+    exported = tmp_path / "out.toml"
+    cli.ok("config", "export", "--output", str(exported))
+    twin = Cli(twin_url)
+    twin.ok("config", "apply", str(exported))
+    assert twin.ok("config", "export").stdout == exported.read_text()
