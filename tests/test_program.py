@@ -110,6 +110,7 @@ name = "a"
 name = "S"
 inventory = -5
 accounts = []
+restrictions = "none"
 '''
 
 
@@ -120,7 +121,7 @@ def test_a_bad_file_is_refused_whole_naming_every_problem(cli: Cli, tmp_path: Pa
     bad.write_text(BAD)
     result = cli("config", "apply", str(bad))
     assert result.exit_code == 2
-    assert result.error.startswith("Error: 8 problems in the file, nothing applied: ")
+    assert result.error.startswith("Error: 9 problems in the file, nothing applied: ")
     for text in ("program.timezone: unknown time zone 'Mars/Olympus'",
                  "accounts[0].alow_negative: unknown key (did you mean 'allow_negative'?)",
                  "accounts[0].max_balance: expected a number of points, not 'lots'",
@@ -128,7 +129,8 @@ def test_a_bad_file_is_refused_whole_naming_every_problem(cli: Cli, tmp_path: Pa
                  "accounts[0].expiration.older_than: invalid older_than '30m'",
                  "accounts[1].name: duplicate name 'a' (also accounts[0])",
                  "sources[0].inventory: expected a number of points or \"unlimited\"",
-                 "sources[0].accounts: required"):
+                 "sources[0].accounts: required",
+                 "sources[0].restrictions: expected [[sources.restrictions]] tables"):
         assert text in result.error, text
     dangling = tmp_path / "dangling.toml"
     dangling.write_text('[[accounts]]\nname = "Escrow"\n[accounts.expiration]\n'

@@ -273,7 +273,11 @@ def _source(check: _Checker, table: Any, path: str) -> dict[str, Any]:
         check.fail(f"{path}.status", f"expected active, paused or archived, not {status!r}")
     source["status"] = status
     rules = []
-    for n, rule in enumerate(table.get("restrictions", [])):
+    listed = table.get("restrictions", [])
+    if not isinstance(listed, list):
+        check.fail(f"{path}.restrictions", "expected [[sources.restrictions]] tables")
+        listed = []
+    for n, rule in enumerate(listed):
         where = f"{path}.restrictions[{n}]"
         if not check.keys(rule, where, "restrictions"):
             continue
