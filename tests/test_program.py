@@ -176,3 +176,113 @@ def test_the_period_points_sample_applies_and_round_trips(cli: Cli, twin_url: st
     twin = Cli(twin_url)
     twin.ok("config", "apply", str(exported))
     assert twin.ok("config", "export").stdout == exported.read_text()
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_status_links_and_renames_apply_in_an_order_that_works(cli: Cli, twin_url: str,
+                                                               tmp_path: Path) -> None:
+    first = write(tmp_path, "one.toml", '[[accounts]]\nname = "A"\ndefault = true\n'
+                  '[[accounts]]\nname = "B"\n'
+                  '[[sources]]\nname = "Shop"\naccounts = ["A"]\nstatus = "paused"\n')
+    apply(cli, first)
+    # reactivated together with a new link; renamed by case; B inactive yet still linked
+    second = write(tmp_path, "two.toml", '[[accounts]]\nname = "A"\ndefault = true\n'
+                   '[[accounts]]\nname = "B"\nstatus = "inactive"\n'
+                   '[[sources]]\nname = "shop"\naccounts = ["A", "B"]\n')
+    result = apply(cli, second)
+    assert result["changed"] == 2
+    shop = cli.json("sources", "show", "shop")
+    assert (shop["name"], shop["status"], sorted(shop["accounts"])) == ("shop", "active",
+                                                                        ["A", "B"])
+    assert apply(cli, second)["changed"] == 0
+    exported = write(tmp_path, "out.toml", cli.ok("config", "export").stdout)
+    twin = Cli(twin_url)
+    twin.ok("config", "apply", str(exported))  # an inactive account linked to a source
+    assert twin.ok("config", "export").stdout == exported.read_text()
+
+
+def test_values_that_mean_the_same_settle_and_impossible_ones_are_listed(
+        cli: Cli, tmp_path: Path) -> None:
+    same = write(tmp_path, "same.toml", '[[accounts]]\nname = "Core"\ngroup = " G "\n'
+                 '[accounts.expiration]\ntype = "inactivity"\ninactive_for = "1y"\n'
+                 'activity = ["Login", "issue,spend", "login"]\n')
+    apply(cli, same)
+    assert apply(cli, same)["changed"] == 0
+    assert 'activity = [\n    "login",\n    "issue",\n    "spend",\n]' in \
+        cli.ok("config", "export").stdout
+    before = snapshot(cli.url)
+    bad = write(tmp_path, "bad.toml", '''[[accounts]]
+name = "Q"
+default = true
+qualifying = true
+max_balance = 0
+[accounts.expiration]
+type = "inactivity"
+inactive_for = "1y"
+percent = 0
+activity = ["log in"]
+[accounts.reactivation]
+window = "1d"
+min_points = 99999999999999999999
+
+[[accounts]]
+name = "R"
+[accounts.expiration]
+type = "fixed-date"
+date = "1231"
+
+[[accounts]]
+name = "S"
+[accounts.expiration]
+type = "rolling"
+older_than = "30d"
+snap_to = "week"
+rollover_to = ""
+
+[[sources]]
+name = "Gone"
+accounts = ["R", "r"]
+inventory = 10
+status = "archived"
+[[sources.restrictions]]
+max_points = 5
+per = "1d"
+[[sources.restrictions]]
+max_points = 6
+per = "1 day"
+''')
+    result = cli("config", "apply", str(bad))
+    assert result.exit_code == 2, result.error
+    for text in ("accounts[0].qualifying: a tier qualifying account cannot be a default",
+                 "accounts[0].max_balance: must be between 1 and",
+                 "accounts[0].expiration.percent: must be between 1 and 100, not 0",
+                 "accounts[0].expiration.activity: invalid activity event 'log in'",
+                 "accounts[0].reactivation: a tier qualifying account's points cannot",
+                 "accounts[0].reactivation.min_points: must be between 1 and",
+                 "accounts[1].expiration.date: invalid date '1231'",
+                 "accounts[2].expiration.snap_to: expected month, quarter, year, anniversary",
+                 "accounts[2].expiration.rollover_to: expected an account name",
+                 "sources[0].accounts: an account is listed twice",
+                 "sources[0].inventory: an archived source's inventory has expired",
+                 "sources[0].restrictions[1]: a second system limit per 1d"):
+        assert text in result.error, text
+    assert snapshot(cli.url) == before
+
+
+def test_making_an_account_qualifying_rechecks_its_rollover(cli: Cli, tmp_path: Path) -> None:
+    base = ('[[accounts]]\nname = "Core"\ndefault = true\n[[accounts]]\nname = "Esc"\n{extra}'
+            '[accounts.expiration]\ntype = "rolling"\nolder_than = "30d"\n'
+            'rollover_to = "Core"\n')
+    apply(cli, write(tmp_path, "q1.toml", base.format(extra="")))
+    before = snapshot(cli.url)
+    result = cli("config", "apply", str(write(tmp_path, "q2.toml",
+                                              base.format(extra="qualifying = true\n"))))
+    assert result.exit_code == 1
+    assert result.error == ("Error: accounts[1].expiration: cannot roll qualifying points into "
+                            "spendable account 'Core'")
+    assert snapshot(cli.url) == before

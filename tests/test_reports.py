@@ -237,7 +237,7 @@ def _held_per_source(url: str) -> dict[str, int]:
              "LEFT JOIN lot l ON l.source_id = s.id GROUP BY s.name")}
 
 
-@pytest.mark.parametrize("seed", [7, 2026])
+@pytest.mark.parametrize("seed", [2026])
 def test_daily_closing_equals_the_lots_left_at_the_end_of_each_day(cli: Cli, seed: int) -> None:
     """A random ledger over 10 days across the end of daylight saving time in New York:
     each day's closing figure is what that source's lots held at the end of that day."""

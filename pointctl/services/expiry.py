@@ -55,7 +55,8 @@ def _duration(value: str | None, what: str) -> str | None:
     return None if value is None else str(parse_duration(value, what=what))
 
 
-def _events(values: Sequence[str]) -> str:
+def events(values: Sequence[str]) -> str:
+    """Activity event names (repeated or comma-separated) -> their stored form."""
     events: list[str] = []
     for raw in values:
         for part in raw.split(","):
@@ -122,7 +123,7 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
         policy.percent = 100 if percent is None else percent
         if not 1 <= policy.percent <= 100:
             raise InvalidInputError(f"--percent must be between 1 and 100, not {percent}")
-        policy.activity = _events(activity) if activity else ",".join(DEFAULT_ACTIVITY)
+        policy.activity = events(activity) if activity else ",".join(DEFAULT_ACTIVITY)
     target = account_by_name(session, account)
     if rollover_to is not None:
         into = account_by_name(session, rollover_to)

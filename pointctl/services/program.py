@@ -19,7 +19,9 @@ from sqlmodel import Session, select
 
 from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, PointctlError
+from pointctl.core.expiry import SNAP_TO, check_fixed_date
 from pointctl.core.schedules import parse_schedule
+from pointctl.core.validation import MAX_POINTS, clean_name
 from pointctl.db.models import Account, AccountSource, ExpirationPolicy, Restriction, Source
 from pointctl.services import accounts as account_service
 from pointctl.services import expiry, reactivation, restrictions, settings
@@ -101,6 +103,25 @@ class _Checker:
             return None
         return value
 
+    def points(self, table: dict[str, Any], key: str, path: str, minimum: int = 1
+               ) -> int | None:
+        value = self.typed(table, key, path, (int,), "a number of points")
+        if value is not None and not minimum <= value <= MAX_POINTS:
+            self.fail(f"{path}.{key}", f"must be between {minimum} and {MAX_POINTS}")
+            return None
+        return value
+
+    def name(self, table: dict[str, Any], path: str, what: str) -> str:
+        value = self.typed(table, "name", path, (str,), "a name")
+        if value is None:
+            self.fail(f"{path}.name", f"required: every {what} needs a name")
+            return ""
+        try:
+            return clean_name(value, what=what)
+        except InvalidInputError as error:
+            self.fail(f"{path}.name", error.message)
+            return ""
+
     def duration(self, table: dict[str, Any], key: str, path: str) -> str | None:
         value = self.typed(table, key, path, (str,), "a duration such as \"30d\"")
         if value is None:
@@ -160,20 +181,18 @@ def _array(check: _Checker, document: dict[str, Any], key: str) -> list[Any]:
 def _account(check: _Checker, table: Any, path: str) -> dict[str, Any]:
     if not check.keys(table, path, "accounts"):
         return {}
-    name = check.typed(table, "name", path, (str,), "a name")
-    if not name or not name.strip():
-        check.fail(f"{path}.name", "required: every account needs a name")
-    account: dict[str, Any] = {"name": (name or "").strip()}
+    account: dict[str, Any] = {"name": check.name(table, path, "account")}
     group = check.typed(table, "group", path, (str,), "a label")
-    if group:
-        account["group"] = group
+    if group and group.strip():
+        account["group"] = group.strip()
     for key in ("default", "allow_negative", "qualifying"):
         value = check.typed(table, key, path, (bool,), "true or false")
         account[key] = ACCOUNT_DEFAULTS[key] if value is None else value
-    max_balance = check.typed(table, "max_balance", path, (int,), "a number of points")
+    if account["default"] and account["qualifying"]:
+        check.fail(f"{path}.qualifying", "a tier qualifying account cannot be a default "
+                                         "(spend) account")
+    max_balance = check.points(table, "max_balance", path)
     if max_balance is not None:
-        if max_balance < 0:
-            check.fail(f"{path}.max_balance", "must not be negative")
         account["max_balance"] = max_balance
     pending = check.duration(table, "pending_for", path)
     if pending:
@@ -191,10 +210,11 @@ def _account(check: _Checker, table: Any, path: str) -> dict[str, Any]:
         if window is None and "window" not in rule:
             check.fail(f"{path}.reactivation.window", "required")
         found: dict[str, Any] = {"window": window}
-        minimum = check.typed(rule, "min_points", f"{path}.reactivation", (int,), "a number")
+        if account["qualifying"]:
+            check.fail(f"{path}.reactivation", "a tier qualifying account's points cannot be "
+                                               "reactivated")
+        minimum = check.points(rule, "min_points", f"{path}.reactivation")
         if minimum is not None:
-            if minimum < 1:
-                check.fail(f"{path}.reactivation.min_points", "must be at least 1")
             found["min_points"] = minimum
         account["reactivation"] = found
     return account
@@ -225,12 +245,26 @@ def _expiration(check: _Checker, rule: Any, path: str) -> dict[str, Any]:
             check.fail(f"{path}.older_than", "required for a rolling policy")
         for key in ("rollover_to", "snap_to"):
             value = check.typed(rule, key, path, (str,), "text")
-            if value is not None:
-                found[key] = value.strip().lower() if key == "snap_to" else value.strip()
+            if value is None:
+                continue
+            value = value.strip()
+            if key == "snap_to":
+                value = value.lower()
+                if value not in SNAP_TO:
+                    check.fail(f"{path}.snap_to", f"expected {', '.join(SNAP_TO)}, not "
+                                                  f"{value!r}")
+            elif not value:
+                check.fail(f"{path}.rollover_to", "expected an account name")
+            found[key] = value
     elif kind == "fixed-date":
         date = check.typed(rule, "date", path, (str,), "a date such as \"12-31\"")
         if date is None:
             check.fail(f"{path}.date", "required for a fixed-date policy")
+        else:
+            date = date.strip()
+            problem = check_fixed_date(date)
+            if problem:
+                check.fail(f"{path}.date", f"invalid date {date!r}: {problem}")
         found["date"] = date
         if "min_age" in rule:
             found["min_age"] = check.duration(rule, "min_age", path)
@@ -238,24 +272,27 @@ def _expiration(check: _Checker, rule: Any, path: str) -> dict[str, Any]:
         found["inactive_for"] = check.duration(rule, "inactive_for", path)
         if "inactive_for" not in rule:
             check.fail(f"{path}.inactive_for", "required for an inactivity policy")
-        found["percent"] = check.typed(rule, "percent", path, (int,), "a number") or 100
+        percent = check.typed(rule, "percent", path, (int,), "a number")
+        if percent is not None and not 1 <= percent <= 100:
+            check.fail(f"{path}.percent", f"must be between 1 and 100, not {percent}")
+        found["percent"] = 100 if percent is None else percent
         activity = rule.get("activity")
         found["activity"] = list(expiry.DEFAULT_ACTIVITY)
         if activity is not None:
             if not isinstance(activity, list) or not all(isinstance(a, str) for a in activity):
                 check.fail(f"{path}.activity", "expected a list of event names")
             else:
-                found["activity"] = [a.strip().lower() for a in activity]
+                try:
+                    found["activity"] = expiry.events(activity).split(",")
+                except InvalidInputError as error:
+                    check.fail(f"{path}.activity", error.message)
     return found
 
 
 def _source(check: _Checker, table: Any, path: str) -> dict[str, Any]:
     if not check.keys(table, path, "sources"):
         return {}
-    name = check.typed(table, "name", path, (str,), "a name")
-    if not name or not name.strip():
-        check.fail(f"{path}.name", "required: every source needs a name")
-    source: dict[str, Any] = {"name": (name or "").strip()}
+    source: dict[str, Any] = {"name": check.name(table, path, "source")}
     inventory = table.get("inventory", "unlimited")
     if inventory != "unlimited" and (isinstance(inventory, bool) or
                                      not isinstance(inventory, int) or inventory < 0):
@@ -268,11 +305,20 @@ def _source(check: _Checker, table: Any, path: str) -> dict[str, Any]:
         check.fail(f"{path}.accounts", "required: a list of at least one account name")
         links = []
     source["accounts"] = [a.strip() for a in links]
+    folded = [a.casefold() for a in source["accounts"]]
+    if len(set(folded)) != len(folded):
+        check.fail(f"{path}.accounts", "an account is listed twice")
     status = check.typed(table, "status", path, (str,), "active, paused or archived") or "active"
     if status not in ("active", "paused", "archived"):
         check.fail(f"{path}.status", f"expected active, paused or archived, not {status!r}")
     source["status"] = status
-    rules = []
+    if inventory == 0 and status == "active":
+        check.fail(f"{path}.inventory", "a source with no inventory cannot be active: set "
+                                        "status = \"paused\" or give it inventory")
+    if status == "archived" and inventory not in (0, "unlimited"):
+        check.fail(f"{path}.inventory", "an archived source's inventory has expired: "
+                                        "inventory = 0")
+    rules: list[dict[str, Any]] = []
     listed = table.get("restrictions", [])
     if not isinstance(listed, list):
         check.fail(f"{path}.restrictions", "expected [[sources.restrictions]] tables")
@@ -288,6 +334,10 @@ def _source(check: _Checker, table: Any, path: str) -> dict[str, Any]:
         if "per" not in rule:
             check.fail(f"{where}.per", "required: a window such as \"1d\"")
         per_customer = check.typed(rule, "per_customer", where, (bool,), "true or false")
+        rule_key = (per, bool(per_customer))
+        if any((r["per"], r["per_customer"]) == rule_key for r in rules):
+            check.fail(where, f"a second {'per-customer' if per_customer else 'system'} limit "
+                              f"per {per}; one limit per window and scope")
         rules.append({"max_points": most, "per": per, "per_customer": bool(per_customer)})
     source["restrictions"] = rules
     return source
@@ -474,18 +524,19 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
                 session, name=item["name"], group=item.get("group"), is_default=item["default"],
                 allow_negative=item["allow_negative"], max_balance=item.get("max_balance"),
                 qualifying=item["qualifying"], pending_for=item.get("pending_for")))
-            if item["status"] == "inactive":
-                account_service.set_account_status(session, name=item["name"],
-                                                   status="inactive")
         elif step.action == "update":
             _at(path, lambda item=item, step=step: _update_account(session, item, step))
     for n, item in enumerate(wanted["sources"]):
         step = by_name[("source", item["name"].casefold())]
         _at(f"sources[{n}]", lambda item=item, step=step: _put_source(session, item, step,
                                                                       actor=actor))
+    # a change of qualifying re-checks every policy and reactivation rule against it
+    requalified = any(name == "qualifying" for step in steps for name, _, _ in step.changes)
     for n, item in enumerate(wanted["accounts"]):
         step = by_name[("account", item["name"].casefold())]
         fields = {name for name, _, _ in step.changes}
+        if requalified:
+            fields |= {"expiration", "reactivation"}
         path = f"accounts[{n}]"
         if step.action == "create" or "expiration" in fields:
             _at(f"{path}.expiration", lambda item=item: _put_policy(session, item, actor=actor))
@@ -496,6 +547,9 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
                     reactivation.set_reactivation(
                         session, account=item["name"], window=rule["window"] if rule else None,
                         min_points=rule.get("min_points") if rule else None))
+    for item in wanted["accounts"]:  # last: sources could not link to inactive accounts
+        if item["status"] == "inactive":
+            account_service.set_account_status(session, name=item["name"], status="inactive")
     for step in steps:
         if step.action == "deactivate":
             account_service.set_account_status(session, name=step.name, status="inactive")
@@ -518,8 +572,6 @@ def _update_account(session: Session, item: dict[str, Any], step: Step) -> None:
         edits["new_name"] = item["name"]
     if edits:
         account_service.edit_account(session, name=step.name, **edits)
-    if "status" in fields and item["status"] == "inactive":
-        account_service.set_account_status(session, name=item["name"], status="inactive")
 
 
 def _put_policy(session: Session, item: dict[str, Any], *, actor: str) -> None:
@@ -555,25 +607,32 @@ def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: st
     if step.action != "update":
         return
     fields = {name: (old, new) for name, old, new in step.changes}
-    if "accounts" in fields:
-        old, new = fields["accounts"]
-        keep = {a.casefold() for a in new}
-        had = {a.casefold() for a in old}
-        source_service.edit_source(
-            session, name=step.name, link=[a for a in new if a.casefold() not in had],
-            unlink=[a for a in old if a.casefold() not in keep])
+    if "name" in fields:  # a change of case
+        source_service.edit_source(session, name=step.name, new_name=item["name"])
+    name = item["name"]
     if "inventory" in fields:
         old, new = fields["inventory"]
         if "unlimited" in (old, new):
             raise InvalidInputError(f"inventory: {_show(old)} -> {_show(new)} is not possible; "
                                     "an unlimited source stays unlimited and a limited one "
                                     "limited")
-        source_service.adjust_inventory(session, name=step.name, delta=new - old, actor=actor,
-                                        reason="config apply")
+        if new != old and not (item["status"] == "archived" and new == 0):
+            source_service.adjust_inventory(session, name=name, delta=new - old, actor=actor,
+                                            reason="config apply")
+    status = fields.get("status")
+    if status and item["status"] == "active":  # before links: only an active source links
+        source_service.activate_source(session, name=name)
+    if "accounts" in fields:
+        old, new = fields["accounts"]
+        keep = {a.casefold() for a in new}
+        had = {a.casefold() for a in old}
+        source_service.edit_source(
+            session, name=name, link=[a for a in new if a.casefold() not in had],
+            unlink=[a for a in old if a.casefold() not in keep])
     if "restrictions" in fields:
         from pointctl.services.lookup import source_by_name
 
-        found = source_by_name(session, step.name)
+        found = source_by_name(session, name)
         current = list(session.exec(select(Restriction).where(
             Restriction.source_id == found.id).order_by(Restriction.id)).all())
         wanted = {(r["per"], r["per_customer"]): r["max_points"] for r in item["restrictions"]}
@@ -586,10 +645,12 @@ def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: st
                 restrictions.edit_restriction(session, restriction_id=int(rule.id or 0),
                                               actor=actor, max_points=want)
         for (per, per_customer), most in wanted.items():
-            restrictions.add_restriction(session, source=step.name, max_points=most, per=per,
+            restrictions.add_restriction(session, source=name, max_points=most, per=per,
                                          per_customer=per_customer, actor=actor)
-    if "status" in fields:
-        _source_status(session, item, fields["status"][0], actor=actor)
+    if status and item["status"] != "active":  # pause and archive last
+        from pointctl.services.lookup import source_by_name as find_source
+
+        _source_status(session, item, find_source(session, name).status, actor=actor)
 
 
 def _source_status(session: Session, item: dict[str, Any], current: str, *, actor: str) -> None:
