@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
     app.command()(transfer)
     app.command()(reactivate)
     app.command()(balance)
+    app.command()(history)
     app.command()(activity)
 
 
@@ -254,6 +255,34 @@ def balance(user: UserArg, fmt: FormatOption = OutputFormat.table) -> None:
     emit_rows(result["accounts"], fmt, BALANCE_COLUMNS, title=f"Balances of {result['user']}")
     if result["groups"]:
         emit_rows(result["groups"], fmt, GROUP_COLUMNS, title="Per group label")
+
+
+def history(
+    user: UserArg,
+    at: Annotated[str, typer.Option("--at", metavar="TIME", help="The moment (ISO-8601; "
+                                    "without an offset: program time zone).")],
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """USER's balances as they were at a past moment, computed from the ledger."""
+    from pointctl.core import clock
+    from pointctl.services.history import history as run_history
+
+    result = state.call(run_history, write=False, user=user,
+                        at=clock.parse_time(at, what="--at"))
+    if fmt is OutputFormat.json:
+        emit_record(result, fmt, [])
+        return
+    columns = [("account", "account"), ("group", "group"), ("balance", "balance"),
+               ("pending", "pending")]
+    if fmt is OutputFormat.csv:
+        emit_rows(result["accounts"], fmt, columns)
+        return
+    emit_rows(result["accounts"], fmt, columns,
+              title=f"Balances of {result['user']} at {result['at']}",
+              empty=f"{result['user']} had no entries yet at {result['at']}.")
+    if result["groups"]:
+        emit_rows(result["groups"], fmt, [("group", "group"), ("balance", "balance"),
+                                          ("pending", "pending")], title="Per group label")
 
 
 def activity(
