@@ -26,6 +26,7 @@ from pointctl.db.models import Account, AccountSource, ExpirationPolicy, Restric
 from pointctl.services import accounts as account_service
 from pointctl.services import expiry, reactivation, restrictions, settings
 from pointctl.services import sources as source_service
+from pointctl.services.lookup import source_by_name
 
 KEYS: dict[str, tuple[str, ...]] = {
     "": ("program", "accounts", "sources"),
@@ -576,9 +577,8 @@ def _update_account(session: Session, item: dict[str, Any], step: Step) -> None:
 
 def _put_policy(session: Session, item: dict[str, Any], *, actor: str) -> None:
     rule = item.get("expiration")
-    if not rule:
-        if session.get(ExpirationPolicy, account_service_id(session, item["name"])):
-            expiry.clear_policy(session, account=item["name"])
+    if not rule:  # clear_policy changes nothing when there is none
+        expiry.clear_policy(session, account=item["name"])
         return
     expiry.set_policy(
         session, account=item["name"], kind=rule["type"], every=rule["every"],
@@ -586,12 +586,6 @@ def _put_policy(session: Session, item: dict[str, Any], *, actor: str) -> None:
         snap_to=rule.get("snap_to"), fixed_date=rule.get("date"), min_age=rule.get("min_age"),
         inactive_for=rule.get("inactive_for"), percent=rule.get("percent"),
         activity=rule.get("activity") or (), actor=actor)
-
-
-def account_service_id(session: Session, name: str) -> int:
-    from pointctl.services.lookup import account_by_name
-
-    return int(account_by_name(session, name).id or 0)
 
 
 def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: str) -> None:
@@ -630,8 +624,6 @@ def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: st
             session, name=name, link=[a for a in new if a.casefold() not in had],
             unlink=[a for a in old if a.casefold() not in keep])
     if "restrictions" in fields:
-        from pointctl.services.lookup import source_by_name
-
         found = source_by_name(session, name)
         current = list(session.exec(select(Restriction).where(
             Restriction.source_id == found.id).order_by(Restriction.id)).all())
@@ -648,9 +640,7 @@ def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: st
             restrictions.add_restriction(session, source=name, max_points=most, per=per,
                                          per_customer=per_customer, actor=actor)
     if status and item["status"] != "active":  # pause and archive last
-        from pointctl.services.lookup import source_by_name as find_source
-
-        _source_status(session, item, find_source(session, name).status, actor=actor)
+        _source_status(session, item, source_by_name(session, name).status, actor=actor)
 
 
 def _source_status(session: Session, item: dict[str, Any], current: str, *, actor: str) -> None:
