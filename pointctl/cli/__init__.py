@@ -105,6 +105,7 @@ def _register() -> None:
         accounts,
         batch,
         config,
+        customer,
         db,
         expire,
         ledger,
@@ -118,6 +119,7 @@ def _register() -> None:
     app.add_typer(sources.app, name="sources")
     app.add_typer(restrictions.app, name="restrictions")
     ledger.register(app)
+    customer.register(app)
     batch.register(app)
     app.add_typer(expire.app, name="expire")
     app.add_typer(report.app, name="report")

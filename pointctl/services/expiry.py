@@ -229,7 +229,7 @@ def status(session: Session, *, account: str | None = None) -> list[dict[str, An
             continue
         schedule = parse_schedule(policy.schedule)
         after = policy.last_evaluated_at or policy.starts_at
-        due_now = sum(1 for _ in _times(schedule, after, now, zone, policy.starts_at))
+        due_now = sum(1 for _ in evaluation_times(schedule, after, now, zone, policy.starts_at))
         rows.append({
             "account": acct.name, "policy": policy.kind, "rule": policy_words(policy, names),
             "schedule": f"{policy.schedule} ({zone.key})",
@@ -242,7 +242,7 @@ def status(session: Session, *, account: str | None = None) -> list[dict[str, An
 
 # --- what is due ----------------------------------------------------------------------------
 
-def _times(schedule: Schedule, after: datetime, until: datetime, zone: ZoneInfo,
+def evaluation_times(schedule: Schedule, after: datetime, until: datetime, zone: ZoneInfo,
            start: datetime) -> list[datetime]:
     times = []
     for moment in schedule.times(after, until, zone, start):
@@ -273,7 +273,7 @@ def due_evaluations(session: Session, *, until: datetime, account: str | None = 
     found: list[Due] = []
     for policy, name in session.execute(query):
         after = policy.last_evaluated_at or policy.starts_at
-        for moment in _times(parse_schedule(policy.schedule), after, until, zone,
+        for moment in evaluation_times(parse_schedule(policy.schedule), after, until, zone,
                              policy.starts_at):
             found.append(Due(moment, policy.account_id, name))
     if account is not None and not found and target is not None:
@@ -314,7 +314,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     sql = RawSql(session)
     sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
     rollover = policy.rollover_to_id
-    widest = _candidates_cutoff(policy, at, zone)
+    widest = candidates_cutoff(policy, at, zone)
     # users with candidate lots, locked (PostgreSQL) in the order every writer uses
     targets = [account_id] + ([rollover] if rollover else [])
     sql.run("CREATE TEMP TABLE pointctl_exp_user (user_id VARCHAR(200) PRIMARY KEY)")
@@ -379,13 +379,21 @@ def _create_balances(sql: RawSql, holders: str, account_id: int, params: dict[st
             f"WHERE true ORDER BY user_id {conflict}", **params)
 
 
-def _candidates_cutoff(policy: ExpirationPolicy, at: datetime, zone: ZoneInfo) -> datetime:
+def candidates_cutoff(policy: ExpirationPolicy, at: datetime, zone: ZoneInfo) -> datetime:
     """The latest creation time any lot expiring at ``at`` can have."""
     if policy.kind == "rolling":
         return before(at, parse_duration(policy.older_than or ""), zone)
     if policy.kind == "fixed-date":
         return fixed_date_cutoff(at, policy.fixed_date or "", _maybe(policy.min_age), zone)
     return at
+
+
+def exact_cutoff(policy: ExpirationPolicy, at: datetime, zone: ZoneInfo) -> datetime:
+    """The latest creation time of the lots the evaluation at ``at`` expires, for every policy
+    but inactivity and snap-to anniversary (whose cut-off depends on the user)."""
+    if policy.kind == "rolling" and policy.snap_to:
+        return snapped_cutoff(at, parse_duration(policy.older_than or ""), policy.snap_to, zone)
+    return candidates_cutoff(policy, at, zone)
 
 
 def _maybe(value: str | None) -> Duration | None:
@@ -402,8 +410,7 @@ def _candidate_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: Zo
     if policy.kind == "fixed-date" or (policy.kind == "rolling" and not policy.snap_to):
         return f"{take_all} WHERE {mine} AND l.created_at <= :widest"
     if policy.kind == "rolling" and policy.snap_to != "anniversary":
-        params["cutoff"] = sql.time(snapped_cutoff(
-            at, parse_duration(policy.older_than or ""), policy.snap_to or "", zone))
+        params["cutoff"] = sql.time(exact_cutoff(policy, at, zone))
         return f"{take_all} WHERE {mine} AND l.created_at <= :cutoff"
     if policy.kind == "rolling":
         return _anniversary_sql(sql, policy, at, zone, take_all, mine)

@@ -260,9 +260,12 @@ def add_restriction(session: Session, *, source: str, max_points: int, per: str,
     return {**describe(session, restriction, found.name), "changed": True}
 
 
-def list_restrictions(session: Session, *, source: str | None = None, user: str | None = None
-                      ) -> list[dict[str, Any]]:
+def list_restrictions(session: Session, *, source: str | None = None, user: str | None = None,
+                      open_only: bool = False) -> list[dict[str, Any]]:
+    """Every restriction (``open_only``: of sources not archived) with its usage now."""
     query = select(Restriction, Source.name).join(Source, Source.id == Restriction.source_id)
+    if open_only:
+        query = query.where(Source.status != "archived")
     if source is not None:
         query = query.where(Restriction.source_id == source_by_name(session, source).id)
     moment = clock.now()

@@ -1,0 +1,246 @@
+"""Everything about one customer at a glance, for the support desk (``pointctl customer``).
+
+Read-only: balances, the expirations of the next 90 days, the latest audit entries, the
+restrictions that limit what the customer can still receive, and when they were first and
+last seen.
+
+The coming expirations are worked out without writing anything (so they work on a read-only
+database, where ``expire preview``'s rolled-back run cannot): the customer's open lots are
+walked in memory through every evaluation due until the horizon, in the order ``expire run``
+performs them, with the rules of ``expiry._candidate_sql`` (rolling with or without
+snap-to, fixed date, inactivity with its percent; a rollover moves the points into a new lot
+of the target account, which that account's policy may expire later). One customer holds
+few lots, so this is a short loop, and the test suite checks it against ``expire preview``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from pointctl.core import clock
+from pointctl.core.durations import parse_duration
+from pointctl.core.expiry import anniversary_cutoffs, before
+from pointctl.core.schedules import parse_schedule
+from pointctl.db.models import Account, Activity, Entry, ExpirationPolicy, Lot
+from pointctl.services import expiry
+from pointctl.services.ledger import balance
+from pointctl.services.reports import audit
+from pointctl.services.restrictions import list_restrictions
+from pointctl.services.settings import program_zone
+from pointctl.services.writes import clean_user
+
+HORIZONS = (30, 60, 90)  # days ahead: the expiring summary
+ACTIVITY_TYPES = tuple(expiry.ENTRY_EVENTS)  # ledger entries that count as customer activity
+
+
+def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any]:
+    user = clean_user(user)
+    balances = balance(session, user=user)  # "no entries for user ..." (exit 3) when unknown
+    now = clock.now()
+    horizons = {days: parse_duration(f"{days}d").add_to(now) for days in HORIZONS}
+    expiring = upcoming(session, user=user, until=horizons[max(HORIZONS)])
+    summary = [{"within": f"{days}d", "until": clock.format_time(until),
+                "expires": sum(r["expires"] for r in expiring if r["moment"] <= until),
+                "rolls_over": sum(r["rolls_over"] for r in expiring if r["moment"] <= until)}
+               for days, until in horizons.items()]
+    trail = audit(session, user=user, limit=entries)
+    restrictions = [r for r in list_restrictions(session, user=user, open_only=True)]
+    for row in restrictions:
+        row.pop("used_by", None)
+    return {
+        "user": user, "at": clock.format_time(now), **seen(session, user),
+        "accounts": balances["accounts"], "groups": balances["groups"],
+        "expiring_summary": summary,
+        "expiring": [{k: v for k, v in row.items() if k != "moment"} for row in expiring],
+        "entries": trail["rows"], "entries_total": trail["matched"],
+        "restrictions": restrictions,
+    }
+
+
+def seen(session: Session, user: str) -> dict[str, Any]:
+    """First and last entry, the last customer activity (an issue, a spend or a recorded
+    event) and the last recorded event."""
+    first, last = session.execute(select(func.min(Entry.occurred_at), func.max(Entry.occurred_at))
+                                  .where(Entry.user_id == user)).one()
+    acted = session.execute(select(func.max(Entry.occurred_at)).where(
+        Entry.user_id == user, col(Entry.type).in_(ACTIVITY_TYPES))).scalar_one()
+    event = session.execute(select(Activity.event, Activity.occurred_at)
+                            .where(Activity.user_id == user)
+                            .order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc())
+                            .limit(1)).first()
+    if event is not None and (acted is None or event[1] > acted):
+        acted = event[1]
+    return {"first_entry": clock.format_time(first), "last_entry": clock.format_time(last),
+            "last_activity": clock.format_time(acted),
+            "last_event": event[0] if event else None,
+            "last_event_at": clock.format_time(event[1]) if event else None}
+
+
+# --- coming expirations -----------------------------------------------------------------------
+
+@dataclass
+class _Lot:
+    order: tuple[datetime, int]  # FIFO: created, then id
+    account_id: int
+    created_at: datetime
+    available_at: datetime
+    remaining: int
+
+
+@dataclass
+class _Due:
+    at: datetime
+    policy: ExpirationPolicy
+
+
+def upcoming(session: Session, *, user: str, until: datetime) -> list[dict[str, Any]]:
+    """What the schedules will expire or roll over of ``user``'s points until ``until`` if
+    nothing else happens: one row per account and evaluation (overdue ones included)."""
+    policies = {p.account_id: p for p in session.execute(select(ExpirationPolicy)).scalars()}
+    lots = [_Lot((lot.created_at, int(lot.id or 0)), lot.account_id, lot.created_at,
+                 lot.available_at, int(lot.remaining))
+            for lot in session.execute(select(Lot).where(Lot.user_id == user, Lot.remaining > 0)
+                                       .order_by(col(Lot.created_at), col(Lot.id))).scalars()]
+    reach = _reachable({lot.account_id for lot in lots}, policies)
+    if not lots or not reach:
+        return []
+    zone = program_zone(session)
+    names: dict[int, str] = {}
+    pending_for: dict[int, str | None] = {}
+    for account_id, name, wait in session.execute(select(Account.id, Account.name,
+                                                         Account.pending_for)):
+        names[account_id], pending_for[account_id] = name, wait
+    walk = _Walk(session, user, zone)
+    rows = []
+    next_id = 1 + max(lot.order[1] for lot in lots)
+    for due in sorted(_dues(policies, reach, until, zone),
+                      key=lambda d: (d.at, d.policy.account_id)):
+        policy = due.policy
+        taken = walk.take(policy, due.at, [lot for lot in lots
+                                           if lot.account_id == policy.account_id])
+        if not taken:
+            continue
+        points = sum(taken)
+        target = policy.rollover_to_id
+        rows.append({"account": names[policy.account_id], "at": clock.format_time(due.at),
+                     "moment": due.at, "expires": 0 if target else points,
+                     "rolls_over": points if target else 0,
+                     "into": names.get(target) if target else None})
+        if target:  # the rollover's new lot in the target account, one per lot it took
+            wait = pending_for.get(target)
+            available = parse_duration(wait).add_to(due.at) if wait else due.at
+            for moved in taken:
+                lots.append(_Lot((due.at, next_id), target, due.at, available, moved))
+                next_id += 1
+        lots = [lot for lot in lots if lot.remaining > 0]
+        lots.sort(key=lambda lot: lot.order)
+    return rows
+
+
+def _reachable(accounts: set[int], policies: dict[int, ExpirationPolicy]) -> set[int]:
+    """Accounts with a policy that the customer's points are in or can roll into."""
+    seen_ids: set[int] = set()
+    todo = [a for a in accounts if a in policies]
+    while todo:
+        account = todo.pop()
+        if account in seen_ids:
+            continue
+        seen_ids.add(account)
+        target = policies[account].rollover_to_id
+        if target is not None and target in policies:
+            todo.append(target)
+    return seen_ids
+
+
+def _dues(policies: dict[int, ExpirationPolicy], accounts: set[int], until: datetime,
+          zone: ZoneInfo) -> Iterator[_Due]:
+    for account in accounts:
+        policy = policies[account]
+        after = policy.last_evaluated_at or policy.starts_at
+        for at in expiry.evaluation_times(parse_schedule(policy.schedule), after, until, zone,
+                                policy.starts_at):
+            yield _Due(at, policy)
+
+
+class _Walk:
+    """The candidate rules of one evaluation, applied to one customer's lots in memory."""
+
+    def __init__(self, session: Session, user: str, zone: ZoneInfo) -> None:
+        self.session, self.user, self.zone = session, user, zone
+        self._enrolled: datetime | None = None
+        self._acts: dict[str, list[datetime]] = {}
+
+    def take(self, policy: ExpirationPolicy, at: datetime, lots: list[_Lot]) -> list[int]:
+        """Take what the evaluation at ``at`` takes from ``lots`` (FIFO order); the points
+        taken from each lot it touched, in order."""
+        if not lots:
+            return []
+        if policy.kind == "inactivity":
+            return self._inactivity(policy, at, lots)
+        cutoff = self._cutoff(policy, at)
+        taken = []
+        for lot in lots:
+            if cutoff is not None and lot.created_at <= cutoff:
+                taken.append(lot.remaining)
+                lot.remaining = 0
+        return taken
+
+    def _cutoff(self, policy: ExpirationPolicy, at: datetime) -> datetime | None:
+        if policy.kind == "rolling" and policy.snap_to == "anniversary":
+            enrolled = self.enrolled()
+            if enrolled is None:
+                return None
+            older_than = parse_duration(policy.older_than or "")
+            day = clock.to_local(enrolled, self.zone).strftime("%m-%d")
+            return anniversary_cutoffs(at, older_than, self.zone)[day]
+        return expiry.exact_cutoff(policy, at, self.zone)
+
+    def enrolled(self) -> datetime | None:
+        if self._enrolled is None:
+            self._enrolled = self.session.execute(select(func.min(Entry.occurred_at)).where(
+                Entry.user_id == self.user)).scalar_one()
+        return self._enrolled
+
+    def _last_active(self, policy: ExpirationPolicy, at: datetime) -> datetime | None:
+        """The latest activity the policy counts at or before ``at`` (or the enrollment)."""
+        enrolled = self.enrolled()
+        times: list[datetime] = [enrolled] if enrolled is not None and enrolled <= at else []
+        for event in (policy.activity or "").split(","):
+            times.extend(t for t in self._times_of(event) if t <= at)
+        return max(times, default=None)
+
+    def _times_of(self, event: str) -> list[datetime]:
+        if event not in self._acts:
+            if event in expiry.ENTRY_EVENTS:
+                query = select(Entry.occurred_at).where(
+                    Entry.user_id == self.user, Entry.type == expiry.ENTRY_EVENTS[event])
+            else:
+                query = select(Activity.occurred_at).where(Activity.user_id == self.user,
+                                                           Activity.event == event)
+            self._acts[event] = list(self.session.execute(query).scalars())
+        return self._acts[event]
+
+    def _inactivity(self, policy: ExpirationPolicy, at: datetime, lots: list[_Lot]
+                    ) -> list[int]:
+        last = self._last_active(policy, at)
+        since = before(at, parse_duration(policy.inactive_for or ""), self.zone)
+        if last is None or last > since:
+            return []
+        held = [lot for lot in lots if lot.created_at <= at and lot.available_at <= at]
+        share = sum(lot.remaining for lot in held) * int(policy.percent or 100) // 100
+        taken = []
+        for lot in held:
+            if share <= 0:
+                break
+            points = min(lot.remaining, share)
+            taken.append(points)
+            lot.remaining -= points
+            share -= points
+        return taken
