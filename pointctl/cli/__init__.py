@@ -88,12 +88,17 @@ def root(
         help="Who is acting, recorded on every entry (default: the OS user).")] = None,
     debug: Annotated[bool, typer.Option(
         "--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    read_only: Annotated[bool, typer.Option(
+        "--read-only", envvar="POINTCTL_READ_ONLY",
+        help="Support mode: every command that writes is refused, and the database is opened "
+             "read-only.")] = False,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True,
         help="Show the version and exit.")] = False,
 ) -> None:
     state.current = state.Settings(
-        db_url=db, actor=(actor or "").strip() or state.default_actor(), debug=debug
+        db_url=db, actor=(actor or "").strip() or state.default_actor(), debug=debug,
+        read_only=read_only,
     )
     from pointctl.core import clock
 

@@ -51,6 +51,7 @@ def _services() -> Any:
 
 
 @app.command()
+@state.writes
 def create(
     name: NameArg,
     group: Annotated[str | None, typer.Option(
@@ -109,6 +110,7 @@ def show(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
 
 
 @app.command()
+@state.writes
 def edit(
     name: NameArg,
     new_name: Annotated[str | None, typer.Option("--name", help="Rename the account.")] = None,
@@ -174,12 +176,14 @@ def _set_status(name: str, status: str, fmt: OutputFormat) -> None:
 
 
 @app.command()
+@state.writes
 def activate(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
     """Activate an account: it takes points and spends again."""
     _set_status(name, "active", fmt)
 
 
 @app.command()
+@state.writes
 def deactivate(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
     """Deactivate an account: balances stay (and keep expiring); no new points, no spends."""
     _set_status(name, "inactive", fmt)
@@ -192,6 +196,7 @@ POLICY_FIELDS = [
 
 
 @app.command()
+@state.writes
 def expiration(
     name: NameArg,
     rolling: Annotated[bool, typer.Option(
@@ -260,6 +265,7 @@ def expiration(
 
 
 @app.command()
+@state.writes
 def reactivation(
     name: NameArg,
     window: Annotated[str | None, typer.Option(

@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
     app.command()(batch)
 
 
+@state.writes
 def batch(
     file: Annotated[str, typer.Argument(metavar="FILE|-", help="JSON Lines or CSV file; - for "
                                         "standard input (then give --input-format).")],
@@ -196,7 +197,8 @@ def _apply_all(path: str, fmt: str, size: int, lines: int, rejects: _Rejects,
     from pointctl.services import batch as service
 
     actor, url = state.current.actor, state.current.db_url
-    engine = make_engine(url, write=True, keep=True)  # one connection for every chunk
+    # one connection for every chunk
+    engine = make_engine(url, write=True, keep=True, read_only=state.current.read_only)
     counts = [0, 0]  # applied, replayed
 
     def tally(chunk: list[Any], outcomes: list[Any]) -> None:

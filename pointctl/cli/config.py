@@ -17,6 +17,7 @@ app = typer.Typer(help="Program settings, and the whole program as a TOML file (
 
 
 @app.command("set")
+@state.writes
 def set_(
     key: Annotated[str, typer.Argument(help="The setting: timezone.")],
     value: Annotated[str, typer.Argument(help="Its value, e.g. Europe/Berlin.")],
@@ -43,6 +44,7 @@ def show(fmt: FormatOption = OutputFormat.table) -> None:
 
 
 @app.command("apply")
+@state.writes
 def apply(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
                                          help="The program as TOML (see the README).")],

@@ -15,6 +15,7 @@ STATUS_FIELDS = [("database", "database"), ("current", "current"), ("head", "hea
 
 
 @app.command()
+@state.writes
 def upgrade(fmt: FormatOption = OutputFormat.table) -> None:
     """Create the schema, or migrate it to the version this pointctl needs."""
     from pointctl.db.migrate import upgrade as run_upgrade
@@ -36,7 +37,7 @@ def status(fmt: FormatOption = OutputFormat.table) -> None:
     Exits 4 when the database is not at that version."""
     from pointctl.db.migrate import status as read_status
 
-    result = read_status(state.current.db_url)
+    result = read_status(state.current.db_url, read_only=state.current.read_only)
     emit_record(result, fmt, STATUS_FIELDS)
     if not result["up_to_date"]:
         message("The schema is not up to date: run 'pointctl db upgrade'")

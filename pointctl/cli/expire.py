@@ -70,6 +70,7 @@ def _until(as_of: str | None) -> datetime:
 
 
 @app.command()
+@state.writes
 def run(
     account: Annotated[str | None, typer.Option(
         "--account", "-a", help="Only this account's evaluations.")] = None,
@@ -110,7 +111,7 @@ def _perform_all(plan: list[Any], actor: str) -> list[Any]:
     from pointctl.services.expiry import perform
 
     url = state.current.db_url
-    engine = make_engine(url, write=True, keep=True)
+    engine = make_engine(url, write=True, keep=True, read_only=state.current.read_only)
     outcomes = []
     with progress(len(plan), "expire") as advance, disposing(engine):
         for due in plan:
@@ -147,6 +148,8 @@ def preview(
     """What the schedules will expire within DURATION if nothing else happens, per account,
     user and evaluation (overdue evaluations included)."""
     from pointctl.services.expiry import preview as run_preview
+
+    state.refuse_writes(state.ROLLED_BACK)
 
     rows = state.call_rolled_back(run_preview, within=within, user=user, account=account,
                                   actor=state.current.actor)

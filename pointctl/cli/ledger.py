@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
     app.command()(activity)
 
 
+@state.writes
 def issue(
     user: UserArg,
     points: PointsArg,
@@ -98,6 +99,7 @@ def issue(
     emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
 
 
+@state.writes
 def spend(
     user: UserArg,
     points: PointsArg,
@@ -133,6 +135,7 @@ def _emit_nested(result: dict[str, Any], fmt: OutputFormat, rows_key: str, note:
         emit_rows(rows, fmt, columns)
 
 
+@state.writes
 def reverse(
     entry: Annotated[int | None, typer.Option("--entry", "-e", help="The entry to reverse.")
                      ] = None,
@@ -166,6 +169,7 @@ def reverse(
     _emit_nested(result, fmt, "reversals", _replayed(result, note))
 
 
+@state.writes
 def adjust(
     user: UserArg,
     points: Annotated[int, typer.Argument(metavar="±POINTS",
@@ -189,6 +193,7 @@ def adjust(
     emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
 
 
+@state.writes
 def transfer(
     user: UserArg,
     points: PointsArg,
@@ -212,6 +217,7 @@ def transfer(
     emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
 
 
+@state.writes
 def reactivate(
     user: UserArg,
     account: Annotated[str, typer.Option("--account", "-a",
@@ -285,6 +291,7 @@ def history(
                                           ("pending", "pending")], title="Per group label")
 
 
+@state.writes
 def activity(
     user: UserArg,
     event: Annotated[str, typer.Argument(metavar="EVENT", help="e.g. login, store-visit.")],

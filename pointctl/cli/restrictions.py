@@ -37,6 +37,7 @@ def _rule(result: dict[str, Any]) -> str:
 
 
 @app.command()
+@state.writes
 def add(
     source: Annotated[str, typer.Argument(metavar="SOURCE", help="Source name.")],
     max_points: Annotated[int, typer.Option(
@@ -72,6 +73,7 @@ def list_(
 
 
 @app.command()
+@state.writes
 def edit(
     restriction_id: IdArg,
     max_points: MaxPointsOption = None,
@@ -91,6 +93,7 @@ def edit(
 
 
 @app.command()
+@state.writes
 def delete(restriction_id: IdArg, fmt: FormatOption = OutputFormat.table) -> None:
     """Delete a restriction (recorded in the audit log)."""
     result = state.call(_services().delete_restriction, write=True,

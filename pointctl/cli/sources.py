@@ -59,6 +59,7 @@ def _display(record: dict[str, Any], fmt: OutputFormat) -> dict[str, Any]:
 
 
 @app.command()
+@state.writes
 def create(
     name: NameArg,
     inventory: Annotated[int | None, typer.Option(
@@ -118,6 +119,7 @@ def show(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
 
 
 @app.command()
+@state.writes
 def edit(
     name: NameArg,
     new_name: Annotated[str | None, typer.Option("--name", help="Rename the source.")] = None,
@@ -143,6 +145,7 @@ def _status_note(result: dict[str, Any], verb: str, status: str) -> str:
 
 
 @app.command()
+@state.writes
 def pause(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
     """Pause a source: it issues no points until activated."""
     result = state.call(_services().pause_source, write=True, name=name)
@@ -150,6 +153,7 @@ def pause(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
 
 
 @app.command()
+@state.writes
 def activate(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
     """Activate a paused or archived source (refused while its inventory is 0)."""
     result = state.call(_services().activate_source, write=True, name=name)
@@ -158,6 +162,7 @@ def activate(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
 
 
 @app.command()
+@state.writes
 def archive(
     name: NameArg,
     yes: Annotated[bool, typer.Option(
@@ -184,6 +189,8 @@ def inventory(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Show a source's inventory and its history, or adjust it with --adjust."""
+    if adjust is not None:
+        state.refuse_writes()
     services = _services()
     if adjust is None:
         record = state.call(services.get_inventory, write=False, name=name)

@@ -1,7 +1,16 @@
-"""Global options of one invocation (--db, --actor, --debug), set by the root callback."""
+"""Global options of one invocation (--db, --actor, --debug, --read-only), set by the root
+callback, and the calls through which every command reaches the database.
+
+Read-only mode is enforced three times over: each command that writes is marked
+``@writes`` and refuses before it reads its input or opens the database; ``call`` and
+``call_rolled_back`` refuse a write transaction (a command that writes only with some options,
+like ``sources inventory --adjust``); and the connection itself is opened read-only
+(``db.session.make_engine``), so that even a bug cannot write.
+"""
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from collections.abc import Callable
@@ -9,7 +18,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URL = "sqlite:///pointctl.db"
+READ_ONLY_HINT = "read-only mode is on (--read-only or POINTCTL_READ_ONLY)"
+ROLLED_BACK = ("works out its answer by doing the work in a transaction it rolls back, which "
+               "needs write access")
 
 
 def default_actor() -> str:
@@ -24,9 +37,36 @@ class Settings:
     db_url: str = DEFAULT_URL
     actor: str = ""
     debug: bool = False
+    read_only: bool = False
 
 
 current = Settings()
+
+
+def _command_path() -> str:
+    from typer._click.globals import get_current_context
+
+    context = get_current_context(silent=True)
+    return f"'{context.command_path}'" if context is not None else "this command"
+
+
+def refuse_writes(why: str = "changes the database") -> None:
+    """Exit 1 in read-only mode, before anything is read or opened."""
+    if current.read_only:
+        from pointctl.core.errors import RefusedError
+
+        raise RefusedError(f"{_command_path()} {why}; {READ_ONLY_HINT}")
+
+
+def writes(command: F) -> F:
+    """Marks a command that changes the database: refused in read-only mode."""
+    @functools.wraps(command)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        refuse_writes()
+        return command(*args, **kwargs)
+
+    guarded.pointctl_writes = True  # type: ignore[attr-defined]
+    return guarded  # type: ignore[return-value]
 
 
 def call(service: Callable[..., T], *, write: bool, **kwargs: Any) -> T:
@@ -36,8 +76,10 @@ def call(service: Callable[..., T], *, write: bool, **kwargs: Any) -> T:
     """
     from pointctl.db.session import run_in_transaction
 
+    if write:
+        refuse_writes()
     return run_in_transaction(current.db_url, lambda session: service(session, **kwargs),
-                              write=write)
+                              write=write, read_only=current.read_only)
 
 
 class _RollBack(Exception):
@@ -50,6 +92,7 @@ def call_rolled_back(service: Callable[..., T], **kwargs: Any) -> T:
     work out the answer by doing the work."""
     from pointctl.db.session import transaction
 
+    refuse_writes(ROLLED_BACK)
     try:
         with transaction(current.db_url, write=True) as session:
             raise _RollBack(service(session, **kwargs))
@@ -65,7 +108,7 @@ def program_zone_name() -> str | None:
     from pointctl.services.settings import get
 
     try:
-        with transaction(current.db_url, write=False) as session:
+        with transaction(current.db_url, write=False, read_only=current.read_only) as session:
             return get(session, "timezone")
     except PointctlError:  # no usable database yet (db upgrade): the command says so itself
         return None

@@ -29,8 +29,8 @@ def head_revision() -> str:
     return head
 
 
-def status(url: str) -> dict[str, object]:
-    engine = make_engine(url, write=False)
+def status(url: str, *, read_only: bool = False) -> dict[str, object]:
+    engine = make_engine(url, write=False, read_only=read_only)
     try:
         with engine.connect() as connection:
             current = current_revision(connection)

@@ -4,7 +4,11 @@ SQLite: WAL journal, a busy timeout, foreign keys on, and ``BEGIN IMMEDIATE`` fo
 commands so that a balance check and its writes cannot interleave with another writer.
 PostgreSQL: psycopg 3, READ COMMITTED, with ``SELECT ... FOR UPDATE`` on the rows a command
 will change (services do that through ``with_for_update()``, which SQLite ignores).
-Read-only commands run in a read-only transaction on both.
+Read-only commands run in a read-only transaction on both. In read-only mode (``--read-only``)
+the connection itself is read-only: SQLite opens the file with ``mode=ro``, PostgreSQL
+sessions start with ``default_transaction_read_only`` on; a write that reaches the database
+anyway (a bug) fails there, and so does any write under a role without write grants: both
+are refused (exit 1) with the database's reason.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -25,6 +30,7 @@ from sqlmodel import Session
 from pointctl.core.errors import (
     DatabaseUnavailableError,
     InvalidInputError,
+    RefusedError,
     RetryableConflict,
     SchemaError,
 )
@@ -37,6 +43,8 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_S = 30
 UPGRADE_HINT = "run 'pointctl db upgrade'"
 RETRYABLE_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock detected
+# read-only transaction, insufficient privilege: the database refused to write (or to read)
+REFUSED_SQLSTATES = ("25006", "42501")
 ATTEMPTS = 5
 
 
@@ -86,10 +94,29 @@ def _driver_reason(error: DBAPIError, url: URL) -> str:
     return redact(first, url)
 
 
-def make_engine(url: str, *, write: bool, keep: bool = False) -> Engine:
+def _read_only_url(parsed: URL) -> URL:
+    """The same database, opened so that nothing can be written through the connection."""
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            return parsed
+        if not database.startswith("file:"):
+            database = "file:" + quote(database)
+        return parsed.set(database=database).update_query_dict({"mode": "ro", "uri": "true"})
+    options = parsed.query.get("options")
+    options = " ".join(options) if isinstance(options, tuple) else options
+    return parsed.update_query_dict(
+        {"options": f"{options + ' ' if options else ''}-c default_transaction_read_only=on"})
+
+
+def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = False
+                ) -> Engine:
     """A pool-less engine for one command (a command holds one connection at a time); with
-    ``keep``, one that keeps its one connection for many transactions (batch)."""
+    ``keep``, one that keeps its one connection for many transactions (batch); with
+    ``read_only``, one whose connections cannot write."""
     parsed = parse_url(url)
+    if read_only:
+        parsed = _read_only_url(parsed)
     pooling: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if keep else \
         {"poolclass": NullPool}
     if parsed.get_backend_name() == "sqlite":
@@ -103,7 +130,8 @@ def make_engine(url: str, *, write: bool, keep: bool = False) -> Engine:
             # We emit BEGIN ourselves (pysqlite's implicit transactions defer the lock).
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            if not read_only:  # the file's journal mode stays as it is (WAL once written)
+                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -161,8 +189,22 @@ def check_schema(connection: Connection) -> None:
         )
 
 
+def _refused(error: DBAPIError) -> bool:
+    """The database refused the statement: a read-only connection or transaction, or a role
+    without the privilege."""
+    orig = error.orig
+    return getattr(orig, "sqlstate", None) in REFUSED_SQLSTATES or \
+        getattr(orig, "sqlite_errorname", None) == "SQLITE_READONLY"
+
+
+def refused_error(error: DBAPIError, url: str) -> RefusedError:
+    return RefusedError(f"the database refused: {_driver_reason(error, parse_url(url))} "
+                        "(a read-only connection or a role without write access)")
+
+
 @contextmanager
-def transaction(url: str, *, write: bool, engine: Engine | None = None) -> Iterator[Session]:
+def transaction(url: str, *, write: bool, engine: Engine | None = None,
+                read_only: bool = False) -> Iterator[Session]:
     """One command, one transaction: commit at the end when ``write``, roll back otherwise.
 
     Refuses (exit 4) a missing database file, an unreachable server and a schema that is not at
@@ -172,7 +214,7 @@ def transaction(url: str, *, write: bool, engine: Engine | None = None) -> Itera
     if path is not None and not os.path.exists(path):
         raise SchemaError(f"database file {path} does not exist; {UPGRADE_HINT} to create it")
     own = engine is None
-    engine = engine or make_engine(url, write=write)
+    engine = engine or make_engine(url, write=write, read_only=read_only)
     try:
         with Session(engine, expire_on_commit=False) as session:
             try:
@@ -184,11 +226,17 @@ def transaction(url: str, *, write: bool, engine: Engine | None = None) -> Itera
                         connection.exec_driver_sql("PRAGMA query_only=1")
                 check_schema(connection)
             except OperationalError as error:
+                if _refused(error):
+                    raise refused_error(error, url) from error
                 raise connect_error(error, url) from error
             yield session
             if write:
                 session.commit()
-    except OperationalError as error:
+    except DBAPIError as error:
+        if _refused(error):
+            raise refused_error(error, url) from error
+        if not isinstance(error, OperationalError):
+            raise
         if getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
             raise RetryableConflict(_driver_reason(error, parse_url(url))) from error
         # lost connection, lock timeout, server shutdown: the database is not usable right now
@@ -201,12 +249,12 @@ def transaction(url: str, *, write: bool, engine: Engine | None = None) -> Itera
 
 
 def run_in_transaction(url: str, work: Callable[[Session], T], *, write: bool,
-                       engine: Engine | None = None) -> T:
+                       engine: Engine | None = None, read_only: bool = False) -> T:
     """``work`` in one transaction, retried from scratch (a bounded number of times) when it
     loses a race that the database or an idempotency key reports."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with transaction(url, write=write, engine=engine) as session:
+            with transaction(url, write=write, engine=engine, read_only=read_only) as session:
                 return work(session)
         except RetryableConflict:
             if attempt == ATTEMPTS:
