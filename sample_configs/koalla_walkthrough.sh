@@ -34,6 +34,9 @@ pointctl expire preview --within 31d --user cust-1042
 export POINTCTL_NOW=2026-10-22T06:00:00-04:00
 pointctl expire run
 pointctl balance cust-1042
+# the support desk: one customer at a glance, and balances as they were, read-only
+pointctl --read-only customer cust-1042 --entries 5
+pointctl --read-only history cust-1042 --at 2026-09-10T12:00
 pointctl report audit --user cust-1042 --limit 8
 pointctl report audit --search ride --type issue --limit 3
 pointctl report liability --last-month

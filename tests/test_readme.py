@@ -80,6 +80,10 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
     assert f"Performed 51 evaluations: 0 points expired, {issued['Base Purchases']} rolled " \
         "over" in result.stderr
     assert "Ledger verified: every rule holds" in result.stderr
+    # the support desk's view, read-only
+    assert "Customer cust-1042" in result.stdout and "Expiring if nothing else happens" in \
+        result.stdout
+    assert "Balances of cust-1042 at 2026-09-10T16:00:00Z" in result.stdout
     # the liability of September: nothing spent from escrowed purchases or rides yet
     for source in ("Base Purchases", "Ride Share Partner", "Tier Qualifying Points"):
         points = issued[source]

@@ -8,13 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from pointctl.cli import state
+from pointctl.cli.complete import account_names, source_names
 from pointctl.cli.options import DescOption, FormatOption, SearchOption
 from pointctl.cli.render import OutputFormat, emit_record, emit_result, emit_rows
 from pointctl.core.errors import InvalidInputError
 
 app = typer.Typer(help="Point accounts: the balances every user can hold.", no_args_is_help=True)
 
-NameArg = Annotated[str, typer.Argument(help="Account name (case-insensitive).")]
+NameArg = Annotated[str, typer.Argument(help="Account name (case-insensitive).",
+                                        autocompletion=account_names)]
+NewNameArg = Annotated[str, typer.Argument(metavar="NAME", help="Account name.")]
 LIST_COLUMNS = [
     ("id", "id"), ("name", "name"), ("group", "group"), ("status", "status"),
     ("default", "default"), ("allow_negative", "negative"), ("max_balance", "max balance"),
@@ -53,7 +56,7 @@ def _services() -> Any:
 @app.command()
 @state.writes
 def create(
-    name: NameArg,
+    name: NewNameArg,
     group: Annotated[str | None, typer.Option(
         "--group", "-g", help="Grouping label; balances show one total per label.")] = None,
     default: Annotated[bool, typer.Option(
@@ -69,7 +72,8 @@ def create(
         "--pending-for", metavar="DURATION",
         help="New points become spendable only after this long (e.g. 30d).")] = None,
     link: Annotated[list[str] | None, typer.Option(
-        "--link", metavar="SOURCE", help="Link an active source (repeatable).")] = None,
+        "--link", metavar="SOURCE", help="Link an active source (repeatable).",
+        autocompletion=source_names)] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Create a point account (active)."""
@@ -136,9 +140,11 @@ def edit(
     no_pending: Annotated[bool, typer.Option(
         "--no-pending", help="New points become spendable at once.")] = False,
     link: Annotated[list[str] | None, typer.Option(
-        "--link", metavar="SOURCE", help="Link an active source (repeatable).")] = None,
+        "--link", metavar="SOURCE", help="Link an active source (repeatable).",
+        autocompletion=source_names)] = None,
     unlink: Annotated[list[str] | None, typer.Option(
-        "--unlink", metavar="SOURCE", help="Unlink a source (repeatable).")] = None,
+        "--unlink", metavar="SOURCE", help="Unlink a source (repeatable).",
+        autocompletion=source_names)] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Change an active account. Inactive accounts can only be activated."""
@@ -213,7 +219,8 @@ def expiration(
     older_than: Annotated[str | None, typer.Option(
         "--older-than", metavar="DURATION", help="Rolling: age at which points expire.")] = None,
     rollover_to: Annotated[str | None, typer.Option(
-        "--rollover-to", metavar="ACCOUNT", help="Rolling: move the points into this account "
+        "--rollover-to", metavar="ACCOUNT", autocompletion=account_names,
+        help="Rolling: move the points into this account "
         "of the same user instead of expiring them (escrow).")] = None,
     snap_to: Annotated[str | None, typer.Option(
         "--snap-to", help="Rolling: expire at the next first of month, quarter, year or the "

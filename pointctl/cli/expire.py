@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from pointctl.cli import state
+from pointctl.cli.complete import account_names
 from pointctl.cli.options import FormatOption
 from pointctl.cli.render import OutputFormat, disposing, emit_rows, message, progress
 from pointctl.core.errors import InvalidInputError
@@ -73,7 +74,8 @@ def _until(as_of: str | None) -> datetime:
 @state.writes
 def run(
     account: Annotated[str | None, typer.Option(
-        "--account", "-a", help="Only this account's evaluations.")] = None,
+        "--account", "-a", help="Only this account's evaluations.",
+        autocompletion=account_names)] = None,
     as_of: Annotated[str | None, typer.Option(
         "--as-of", metavar="TIME", help="Perform the evaluations due up to this past time "
         "(default: now).")] = None,
@@ -125,8 +127,8 @@ def _perform_all(plan: list[Any], actor: str) -> list[Any]:
 
 @app.command()
 def status(
-    account: Annotated[str | None, typer.Option("--account", "-a",
-                                                help="Only this account.")] = None,
+    account: Annotated[str | None, typer.Option(
+        "--account", "-a", help="Only this account.", autocompletion=account_names)] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Per account: the policy in words, the last evaluation performed, the next one due."""
@@ -141,8 +143,8 @@ def preview(
     within: Annotated[str, typer.Option(
         "--within", metavar="DURATION", help="How far ahead to look, e.g. 30d.")],
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user.")] = None,
-    account: Annotated[str | None, typer.Option("--account", "-a",
-                                                help="Only this account.")] = None,
+    account: Annotated[str | None, typer.Option(
+        "--account", "-a", help="Only this account.", autocompletion=account_names)] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """What the schedules will expire within DURATION if nothing else happens, per account,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from pointctl.cli import state
+from pointctl.cli.complete import account_names, source_names
 from pointctl.cli.options import (
     AtOption,
     FormatOption,
@@ -68,9 +69,11 @@ def register(app: typer.Typer) -> None:
 def issue(
     user: UserArg,
     points: PointsArg,
-    source: Annotated[str, typer.Option("--source", "-s", help="The source to issue from.")],
+    source: Annotated[str, typer.Option("--source", "-s", help="The source to issue from.",
+                                                  autocompletion=source_names)],
     account: Annotated[str | None, typer.Option(
-        "--account", "-a", help="Target account (optional when the source links exactly one "
+        "--account", "-a", autocompletion=account_names,
+        help="Target account (optional when the source links exactly one "
         "active account).")] = None,
     clamp: Annotated[bool, typer.Option(
         "--clamp", help="Issue only what restrictions, inventory and max balance allow instead of "
@@ -104,7 +107,8 @@ def spend(
     user: UserArg,
     points: PointsArg,
     account: Annotated[list[str] | None, typer.Option(
-        "--account", "-a", help="Spend from these accounts in this order (repeatable); "
+        "--account", "-a", autocompletion=account_names,
+        help="Spend from these accounts in this order (repeatable); "
         "default: the active default accounts, FIFO.")] = None,
     reference_id: ReferenceIdOption = None,
     reference_type: ReferenceTypeOption = None,
@@ -174,10 +178,12 @@ def adjust(
     user: UserArg,
     points: Annotated[int, typer.Argument(metavar="±POINTS",
                                           help="+N adds (needs --source), -N removes.")],
-    account: Annotated[str, typer.Option("--account", "-a", help="The account to correct.")],
+    account: Annotated[str, typer.Option("--account", "-a", help="The account to correct.",
+                                                    autocompletion=account_names)],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the entry).")],
     source: Annotated[str | None, typer.Option(
-        "--source", "-s", help="Where added points come from (required for +N).")] = None,
+        "--source", "-s", help="Where added points come from (required for +N).",
+        autocompletion=source_names)] = None,
     reference_id: ReferenceIdOption = None,
     reference_type: ReferenceTypeOption = None,
     idempotency_key: IdempotencyKeyOption = None,
@@ -197,8 +203,10 @@ def adjust(
 def transfer(
     user: UserArg,
     points: PointsArg,
-    from_account: Annotated[str, typer.Option("--from", help="Account to take points from.")],
-    to_account: Annotated[str, typer.Option("--to", help="Account to put them in.")],
+    from_account: Annotated[str, typer.Option("--from", help="Account to take points from.",
+                                                        autocompletion=account_names)],
+    to_account: Annotated[str, typer.Option("--to", help="Account to put them in.",
+                                                      autocompletion=account_names)],
     to_user: Annotated[str | None, typer.Option(
         "--to-user", help="Another user receives them (default: the same user).")] = None,
     reference_id: ReferenceIdOption = None,
@@ -220,7 +228,7 @@ def transfer(
 @state.writes
 def reactivate(
     user: UserArg,
-    account: Annotated[str, typer.Option("--account", "-a",
+    account: Annotated[str, typer.Option("--account", "-a", autocompletion=account_names,
                                          help="The account whose expired points come back.")],
     points: Annotated[int | None, typer.Option(
         "--points", "-p", help="How many (default: all that expired within the account's "

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from pointctl.cli import complete
 from pointctl.cli.render import OutputFormat
 
 FormatOption = Annotated[
@@ -47,4 +48,5 @@ ToOption = Annotated[str | None, typer.Option(
     "--to", metavar="DATE", help="To this day (inclusive; default today).",
     rich_help_panel="Period (program time zone, whole days)")]
 SourcesOption = Annotated[list[str] | None, typer.Option(
-    "--source", help="Only this source (repeatable; default every source).")]
+    "--source", help="Only this source (repeatable; default every source).",
+    autocompletion=complete.source_names)]

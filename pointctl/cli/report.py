@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pointctl.cli import state
+from pointctl.cli.complete import account_names, source_names
 from pointctl.cli.options import (
     FormatOption,
     FromOption,
@@ -68,8 +69,10 @@ def period(last: str | None, this_month: bool, last_month: bool, start: str | No
 @app.command()
 def audit(
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user.")] = None,
-    account: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
+    account: Annotated[str | None, typer.Option(
+        "--account", help="Only this account.", autocompletion=account_names)] = None,
+    source: Annotated[str | None, typer.Option(
+        "--source", help="Only this source.", autocompletion=source_names)] = None,
     entry_type: Annotated[list[str] | None, typer.Option(
         "--type", "-t", help="Only these entry types (repeatable): issue, spend, reversal, "
         "adjustment, transfer, expiration, rollover, reactivation, inventory, restriction."

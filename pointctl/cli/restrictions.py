@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from pointctl.cli import state
+from pointctl.cli.complete import source_names
 from pointctl.cli.options import FormatOption
 from pointctl.cli.render import OutputFormat, emit_result, emit_rows
 
@@ -39,7 +40,8 @@ def _rule(result: dict[str, Any]) -> str:
 @app.command()
 @state.writes
 def add(
-    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Source name.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Source name.",
+                                              autocompletion=source_names)],
     max_points: Annotated[int, typer.Option(
         "--max-points", metavar="N", help="At most N points (> 0) in any window.")],
     per: Annotated[str, typer.Option(
@@ -61,7 +63,8 @@ def add(
 @app.command("list")
 def list_(
     source: Annotated[str | None, typer.Argument(
-        metavar="[SOURCE]", help="Only this source's restrictions.")] = None,
+        metavar="[SOURCE]", help="Only this source's restrictions.",
+        autocompletion=source_names)] = None,
     user: Annotated[str | None, typer.Option(
         "--user", help="Show this customer's use of per-customer restrictions (default: the "
                        "busiest customer's).")] = None,

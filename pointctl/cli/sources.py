@@ -8,13 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from pointctl.cli import state
+from pointctl.cli.complete import account_names, source_names
 from pointctl.cli.options import DescOption, FormatOption, SearchOption
 from pointctl.cli.render import OutputFormat, emit_record, emit_result, emit_rows, message
 from pointctl.core.errors import InvalidInputError
 
 app = typer.Typer(help="Point sources: the banks points are issued from.", no_args_is_help=True)
 
-NameArg = Annotated[str, typer.Argument(help="Source name (case-insensitive).")]
+NameArg = Annotated[str, typer.Argument(help="Source name (case-insensitive).",
+                                        autocompletion=source_names)]
+NewNameArg = Annotated[str, typer.Argument(metavar="NAME", help="Source name.")]
 LIST_COLUMNS = [
     ("id", "id"), ("name", "name"), ("status", "status"), ("inventory", "inventory"),
     ("account_count", "accounts"),
@@ -61,14 +64,14 @@ def _display(record: dict[str, Any], fmt: OutputFormat) -> dict[str, Any]:
 @app.command()
 @state.writes
 def create(
-    name: NameArg,
+    name: NewNameArg,
     inventory: Annotated[int | None, typer.Option(
         "--inventory", help="Limited inventory: points the source can still issue.")] = None,
     unlimited: Annotated[bool, typer.Option(
         "--unlimited", help="Unlimited inventory (the default when --inventory is not given).")
     ] = False,
     link: Annotated[list[str] | None, typer.Option(
-        "--link", metavar="ACCOUNT",
+        "--link", metavar="ACCOUNT", autocompletion=account_names,
         help="Link an active account (repeatable; default: every active account).")] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
@@ -124,9 +127,10 @@ def edit(
     name: NameArg,
     new_name: Annotated[str | None, typer.Option("--name", help="Rename the source.")] = None,
     link: Annotated[list[str] | None, typer.Option(
-        "--link", metavar="ACCOUNT", help="Link an active account (repeatable).")] = None,
+        "--link", metavar="ACCOUNT", autocompletion=account_names,
+        help="Link an active account (repeatable).")] = None,
     unlink: Annotated[list[str] | None, typer.Option(
-        "--unlink", metavar="ACCOUNT",
+        "--unlink", metavar="ACCOUNT", autocompletion=account_names,
         help="Unlink an account (repeatable); a source keeps at least one.")] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
