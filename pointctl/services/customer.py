@@ -117,30 +117,36 @@ def upcoming(session: Session, *, user: str, until: datetime) -> list[dict[str, 
     for account_id, name, wait in session.execute(select(Account.id, Account.name,
                                                          Account.pending_for)):
         names[account_id], pending_for[account_id] = name, wait
+    held: dict[int, list[_Lot]] = {}  # per account, FIFO
+    for lot in lots:
+        held.setdefault(lot.account_id, []).append(lot)
     walk = _Walk(session, user, zone)
     rows = []
     next_id = 1 + max(lot.order[1] for lot in lots)
     for due in sorted(_dues(policies, reach, until, zone),
                       key=lambda d: (d.at, d.policy.account_id)):
         policy = due.policy
-        taken = walk.take(policy, due.at, [lot for lot in lots
-                                           if lot.account_id == policy.account_id])
+        mine = held.get(policy.account_id, [])
+        taken = walk.take(policy, due.at, mine)
         if not taken:
             continue
-        points = sum(taken)
+        held[policy.account_id] = [lot for lot in mine if lot.remaining > 0]
+        points = sum(moved for _lot, moved in taken)
         target = policy.rollover_to_id
         rows.append({"account": names[policy.account_id], "at": clock.format_time(due.at),
                      "moment": due.at, "expires": 0 if target else points,
                      "rolls_over": points if target else 0,
                      "into": names.get(target) if target else None})
-        if target:  # the rollover's new lot in the target account, one per lot it took
+        if target:
+            # one new lot per lot taken, numbered in the order of the lots' ids (as the
+            # evaluation's INSERT ... SELECT numbers them), after every lot there is
             wait = pending_for.get(target)
             available = parse_duration(wait).add_to(due.at) if wait else due.at
-            for moved in taken:
-                lots.append(_Lot((due.at, next_id), target, due.at, available, moved))
+            into = held.setdefault(target, [])
+            for _lot, moved in sorted(taken, key=lambda pair: pair[0].order[1]):
+                into.append(_Lot((due.at, next_id), target, due.at, available, moved))
                 next_id += 1
-        lots = [lot for lot in lots if lot.remaining > 0]
-        lots.sort(key=lambda lot: lot.order)
+            into.sort(key=lambda lot: lot.order)
     return rows
 
 
@@ -177,18 +183,19 @@ class _Walk:
         self._enrolled: datetime | None = None
         self._acts: dict[str, list[datetime]] = {}
 
-    def take(self, policy: ExpirationPolicy, at: datetime, lots: list[_Lot]) -> list[int]:
-        """Take what the evaluation at ``at`` takes from ``lots`` (FIFO order); the points
-        taken from each lot it touched, in order."""
+    def take(self, policy: ExpirationPolicy, at: datetime, lots: list[_Lot]
+             ) -> list[tuple[_Lot, int]]:
+        """Take what the evaluation at ``at`` takes from ``lots`` (FIFO order): each lot it
+        touched, with the points taken from it."""
         if not lots:
             return []
         if policy.kind == "inactivity":
             return self._inactivity(policy, at, lots)
         cutoff = self._cutoff(policy, at)
-        taken = []
+        taken: list[tuple[_Lot, int]] = []
         for lot in lots:
             if cutoff is not None and lot.created_at <= cutoff:
-                taken.append(lot.remaining)
+                taken.append((lot, lot.remaining))
                 lot.remaining = 0
         return taken
 
@@ -228,19 +235,19 @@ class _Walk:
         return self._acts[event]
 
     def _inactivity(self, policy: ExpirationPolicy, at: datetime, lots: list[_Lot]
-                    ) -> list[int]:
+                    ) -> list[tuple[_Lot, int]]:
         last = self._last_active(policy, at)
         since = before(at, parse_duration(policy.inactive_for or ""), self.zone)
         if last is None or last > since:
             return []
         held = [lot for lot in lots if lot.created_at <= at and lot.available_at <= at]
         share = sum(lot.remaining for lot in held) * int(policy.percent or 100) // 100
-        taken = []
+        taken: list[tuple[_Lot, int]] = []
         for lot in held:
             if share <= 0:
                 break
             points = min(lot.remaining, share)
-            taken.append(points)
+            taken.append((lot, points))
             lot.remaining -= points
             share -= points
         return taken
