@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import subprocess
+import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from tests.helpers import Cli, snapshot
@@ -167,3 +171,43 @@ def test_coming_expirations_agree_with_expire_preview(cli: Cli) -> None:
     # every kind of policy took part, overdue evaluations included
     assert kinds == {"Escrow", "Held", "Core", "Promo", "Year", "Anniv"}
     assert any(r[1] < now for rows in expected.values() for r in rows)
+
+
+# --- one snapshot while others write -----------------------------------------------------------
+
+def test_the_view_is_one_snapshot_while_other_processes_write(cli: Cli, tmp_path: Path) -> None:
+    """Two `batch` processes commit issues and spends of one customer, one operation per
+    transaction, while `customer` processes read: every view's balances equal the sum of the
+    entries it lists, however the commits fall between its queries."""
+    ok(cli, "2026-03-01T00:00:00Z", "accounts", "create", "Core", "--default")
+    ok(cli, "2026-03-01T00:00:00Z", "sources", "create", "Base")
+    files = []
+    for worker in range(2):
+        ops = [{"op": "issue", "user": "hot", "points": 10 + worker, "source": "Base"}
+               if n % 3 else {"op": "spend", "user": "hot", "points": 3} for n in range(300)]
+        path = tmp_path / f"ops{worker}.jsonl"
+        path.write_text("".join(json.dumps(op) + "\n" for op in ops))
+        files.append(path)
+    ok(cli, "2026-03-01T00:00:00Z", "issue", "hot", "5", "--source", "Base")
+    writers = [subprocess.Popen([sys.executable, "-m", "pointctl", "--db", cli.url, "batch",
+                                 str(path), "--chunk-size", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for path in files]
+    seen = set()
+    try:
+        while any(writer.poll() is None for writer in writers) or len(seen) < 2:
+            done = subprocess.run([sys.executable, "-m", "pointctl", "--db", cli.url,
+                                   "customer", "hot", "--entries", "1000", "--format", "json"],
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            view = json.loads(done.stdout)
+            assert view["entries_total"] == len(view["entries"])
+            listed = sum(entry["modification"] for entry in view["entries"])
+            assert [a["balance"] for a in view["accounts"]] == [listed]
+            seen.add(len(view["entries"]))
+            if len(seen) >= 6:
+                break
+    finally:
+        for writer in writers:
+            assert writer.wait(timeout=120) == 0, writer.stderr.read() if writer.stderr else ""
+    assert len(seen) >= 2  # the views fell between different commits

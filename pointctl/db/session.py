@@ -4,7 +4,8 @@ SQLite: WAL journal, a busy timeout, foreign keys on, and ``BEGIN IMMEDIATE`` fo
 commands so that a balance check and its writes cannot interleave with another writer.
 PostgreSQL: psycopg 3, READ COMMITTED, with ``SELECT ... FOR UPDATE`` on the rows a command
 will change (services do that through ``with_for_update()``, which SQLite ignores).
-Read-only commands run in a read-only transaction on both. In read-only mode (``--read-only``)
+Read-only commands run in a read-only transaction on both, on one snapshot of the database
+(PostgreSQL: REPEATABLE READ). In read-only mode (``--read-only``)
 the connection itself is read-only: SQLite opens the file with ``mode=ro``, PostgreSQL
 sessions start with ``default_transaction_read_only`` on; a write that reaches the database
 anyway (a bug) fails there, and so does any write under a role without write grants: both
@@ -221,7 +222,11 @@ def transaction(url: str, *, write: bool, engine: Engine | None = None,
                 connection = session.connection()
                 if not write:
                     if connection.dialect.name == "postgresql":
-                        connection.execute(text("SET TRANSACTION READ ONLY"))
+                        # one snapshot for the whole command: a view or report made of
+                        # several queries never mixes states (SQLite's read transaction
+                        # already reads one snapshot of the WAL)
+                        connection.execute(text("SET TRANSACTION ISOLATION LEVEL "
+                                                "REPEATABLE READ READ ONLY"))
                     else:
                         connection.exec_driver_sql("PRAGMA query_only=1")
                 check_schema(connection)
