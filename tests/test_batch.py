@@ -310,6 +310,7 @@ def test_killed_mid_run_then_run_again_ends_as_one_uninterrupted_run(
     twin = Cli(twin_url)
     setup(twin)
     whole = _batch_process(twin_url, path, "--chunk-size", "100")
-    assert whole.wait(timeout=300) == 0
+    _, whole_stderr = whole.communicate(timeout=300)
+    assert whole.returncode == 0, whole_stderr
     assert ledger_state(program.url) == ledger_state(twin_url)
     assert program("verify").exit_code == 0
