@@ -101,6 +101,31 @@ def test_unreachable_postgresql_exits_4_without_the_password() -> None:
         assert len(result.error.splitlines()) == 1
 
 
+def test_a_password_in_the_query_string_is_never_shown_either() -> None:
+    url = "postgresql://pointuser@127.0.0.1:1/points?password=s3cr3t-pw"
+    for args in (["accounts", "list"], ["--read-only", "customer", "ann"], ["db", "status"]):
+        result = Cli(url)(*args)
+        assert result.exit_code == 4, result
+        assert result.error.startswith("Error: cannot open database postgresql+psycopg://"
+                                       "pointuser@127.0.0.1:1/points?password=***: ")
+        assert "s3cr3t" not in result.stderr + result.stdout
+
+
+def test_read_only_sqlite_paths_with_odd_characters(tmp_path: Path) -> None:
+    """mode=ro URIs: spaces, #, ?, % in the path, and a path written with extra slashes."""
+    folder = tmp_path / "a #b"
+    folder.mkdir()
+    path = folder / "p%1?.db"
+    from urllib.parse import quote
+
+    url = f"sqlite:///{quote(str(path))}"
+    Cli(url).ok("db", "upgrade")
+    Cli(url).ok("accounts", "create", "Core")
+    for read_url in (url, f"sqlite:////{quote(str(path))}"):
+        listed = Cli(read_url).ok("--read-only", "accounts", "list", "--format", "csv")
+        assert listed.stdout.splitlines()[1].split(",")[1] == "Core"
+
+
 def test_unopenable_sqlite_exits_4(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/missing-dir/pointctl.db"
     result = Cli(url)("db", "upgrade")

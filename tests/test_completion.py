@@ -20,7 +20,7 @@ T0 = "2026-03-01T00:00:00Z"
 
 
 def program(cli: Cli) -> None:
-    for name in ("Spendable - Core", "Spendable - Partner", "Escrow"):
+    for name in ("Spendable - Core", "Spendable - Partner", "Escrow", "Kids & Teens $HOME"):
         ok(cli, T0, "accounts", "create", name)
     for name in ("Ride Share Partner", "Base Purchases", "Bonus Purchases"):
         ok(cli, T0, "sources", "create", name)
@@ -33,14 +33,16 @@ def env(url: str, **extra: str) -> dict[str, str]:
 
 def bash(url: str, *lines: list[str], then: str = "") -> list[list[str]]:
     """Source the script `pointctl --show-completion bash` prints and, for each of ``lines``,
-    complete its last word as bash does on Tab; COMPREPLY of each (then run ``then``)."""
+    complete its last word as bash does on Tab; COMPREPLY of each (then run ``then``, which
+    finds the first completion of line i in $FIRST_i)."""
     if shutil.which("bash") is None:
         pytest.skip("bash is not installed")
     script = ["set -e", "source <(pointctl --show-completion bash)"]
-    for words in lines:
+    for index, words in enumerate(lines):
         quoted = " ".join(f"'{word}'" for word in words)
         script += [f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}",
-                   "_pointctl_completion pointctl", "echo '<<'",
+                   "_pointctl_completion pointctl", f'FIRST_{index}="${{COMPREPLY[0]:-}}"',
+                   "echo '<<'",
                    "printf '%s\\n' \"${COMPREPLY[@]}\"", "echo '>>'"]
     done = subprocess.run(["bash", "-c", "\n".join([*script, then])], env=env(url),
                           capture_output=True, text=True, timeout=60)
@@ -73,20 +75,26 @@ def test_bash_completes_commands_and_names_from_the_database(cli: Cli) -> None:
         ["pointctl", "transfer", "u", "5", "--from", "E"],
         # a new name is not completed from the existing ones
         ["pointctl", "accounts", "create", ""],
+        ["pointctl", "accounts", "show", "K"],
         ["pointctl", "sources", "show", "ri"],
-        # the completed line runs: bash reads the escaped name back as one argument
-        then='eval "pointctl sources show ${COMPREPLY[0]} --format json"')
+        # the completed lines run: bash reads each escaped name back as one argument
+        then='eval "pointctl accounts show $FIRST_8 --format json"; '
+             'eval "pointctl sources show $FIRST_9 --format json"')
     assert answers == [
         ["accounts"], ["show"],
-        ["Escrow", "Spendable\\ -\\ Core", "Spendable\\ -\\ Partner"],
+        ["Escrow", "Kids\\ \\&\\ Teens\\ \\$HOME", "Spendable\\ -\\ Core",
+         "Spendable\\ -\\ Partner"],
         ["spendable\\ -\\ Core", "spendable\\ -\\ Partner"],
         ["Base\\ Purchases", "Bonus\\ Purchases"],
         ["ride\\ Share\\ Partner"],
         ["Escrow"],
         [],
+        ["Kids\\ \\&\\ Teens\\ \\$HOME"],
         ["ride\\ Share\\ Partner"],
     ]
-    assert json.loads("\n".join(ran))["name"] == "Ride Share Partner"
+    kids, ride = "\n".join(ran).replace("}\n{", "}\0{").split("\0")
+    assert (json.loads(kids)["name"], json.loads(ride)["name"]) == (
+        "Kids & Teens $HOME", "Ride Share Partner")
 
 
 def test_zsh_completion_and_a_database_that_is_not_there(cli: Cli, tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import Cli, snapshot
 from tests.test_expiry import at, ok
 from tests.test_reports import koalla
@@ -86,6 +88,24 @@ def test_table_and_csv(cli: Cli) -> None:
     assert [(r["account"], r["at"], r["expires"]) for r in sections["expiring"]] == [
         ("Promo", "2026-03-27T00:00:00Z", "20")]
     assert [r["type"] for r in sections["entry"]] == ["reactivation", "expiration", "issue"]
+    # each row fills its own section's columns only
+    assert sections["seen"][0]["at"] == "" and sections["entry"][0]["user"] == ""
+    assert sections["balance"][0]["type"] == "" and sections["expiring"][0]["group"] == ""
+
+
+def test_a_schedule_too_frequent_to_walk_leaves_the_rest_of_the_view(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    koalla(cli)
+    from pointctl.services import expiry
+
+    monkeypatch.setattr(expiry, "MAX_EVALUATIONS", 50)  # Promo is evaluated daily: 90 > 50
+    dan = ok(cli, NOW, "customer", "dan")
+    assert dan["expiring"] == [] and dan["expiring_summary"] == []
+    assert dan["expiring_unavailable"].startswith("more than 50 evaluations of one account")
+    assert dan["accounts"][0]["balance"] == 20 and dan["entries"]
+    table = cli.ok("customer", "dan", env=at(NOW))
+    assert "Expiring: not worked out: more than 50 evaluations" in table.stderr
+    assert "Balances" in table.stdout and "Latest entries" in table.stdout
 
 
 def test_unknown_user_and_bad_input(cli: Cli) -> None:
@@ -95,7 +115,8 @@ def test_unknown_user_and_bad_input(cli: Cli) -> None:
     assert (nobody.exit_code, nobody.error, nobody.stdout) == (
         3, "Error: no entries for user 'zed'", "")
     for args, code, text in [
-        (["customer", "ann", "--entries", "0"], 2, "--limit must be between 1 and"),
+        (["customer", "ann", "--entries", "0"], 2, "--entries must be between 1 and 1000"),
+        (["customer", "ann", "--entries", "1001"], 2, "--entries must be between 1 and 1000"),
         (["customer", "ann", "--entries", "x"], 2, "Invalid value for '--entries'"),
         (["customer", " "], 2, "user"),
         (["customer", "ann", "--format", "xml"], 2, "'xml' is not one of"),

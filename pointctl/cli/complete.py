@@ -10,9 +10,12 @@ server down) just means no suggestions, never an error on the user's prompt.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from pointctl.cli import state
+
+_SHELL_SPECIAL = re.compile(r"([^\w@%+=:,./-])")
 
 
 def _database(ctx: Any) -> str:
@@ -38,9 +41,10 @@ def _names(ctx: Any, kind: str, incomplete: str) -> list[str]:
     found = [incomplete + name[len(incomplete):] for name in names
              if name[:len(incomplete)].lower() == incomplete.lower()]
     if os.environ.get("_POINTCTL_COMPLETE") == "complete_bash":
-        # bash inserts a completion as typed text: escape the spaces of "Ride Share Partner"
-        # (so in bash, complete before typing the first space)
-        found = [name.replace("\\", "\\\\").replace(" ", "\\ ") for name in found]
+        # bash inserts a completion as typed text: escape what the shell would read, as
+        # printf %q does ("Ride\ Share\ Partner", "Kids\ \&\ Teens"); so in bash,
+        # complete before typing the first such character
+        found = [_SHELL_SPECIAL.sub(r"\\\1", name) for name in found]
     return found
 
 

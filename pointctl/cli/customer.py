@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
 def customer(
     user: UserArg,
     entries: Annotated[int, typer.Option(
-        "--entries", "-n", metavar="N", help="How many of the latest entries to show.")] = 10,
+        "--entries", "-n", metavar="N", help="How many of the latest entries to show "
+        "(1-1000).")] = 10,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Everything about USER at a glance: balances, points expiring in the next 30/60/90
@@ -72,9 +73,9 @@ def _csv_columns() -> list[tuple[str, str]]:
 
 def _csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for section, key, _columns in SECTIONS:
+    for section, key, columns in SECTIONS:
         for row in [result] if key is None else result[key]:
-            rows.append({**row, "section": section})
+            rows.append({"section": section, **{name: row.get(name) for name, _ in columns}})
     return rows
 
 
@@ -84,10 +85,13 @@ def _tables(result: dict[str, Any]) -> None:
     emit_rows(result["accounts"], OutputFormat.table, BALANCE_COLUMNS, title="Balances")
     if result["groups"]:
         emit_rows(result["groups"], OutputFormat.table, GROUP_COLUMNS, title="Per group label")
-    emit_rows(result["expiring_summary"], OutputFormat.table, SUMMARY_COLUMNS,
-              title="Expiring if nothing else happens")
-    emit_rows(result["expiring"], OutputFormat.table, EXPIRING_COLUMNS,
-              title="Coming evaluations", empty="Nothing expires or rolls over in 90 days.")
+    if result["expiring_unavailable"]:
+        message(f"Expiring: not worked out: {result['expiring_unavailable']}")
+    else:
+        emit_rows(result["expiring_summary"], OutputFormat.table, SUMMARY_COLUMNS,
+                  title="Expiring if nothing else happens")
+        emit_rows(result["expiring"], OutputFormat.table, EXPIRING_COLUMNS,
+                  title="Coming evaluations", empty="Nothing expires or rolls over in 90 days.")
     shown, total = len(result["entries"]), result["entries_total"]
     emit_rows(result["entries"], OutputFormat.table, ENTRY_COLUMNS,
               title=f"Latest entries ({shown} of {total})" if total > shown else

@@ -94,7 +94,7 @@ def call_rolled_back(service: Callable[..., T], **kwargs: Any) -> T:
 
     refuse_writes(ROLLED_BACK)
     try:
-        with transaction(current.db_url, write=True) as session:
+        with transaction(current.db_url, write=True, read_only=current.read_only) as session:
             raise _RollBack(service(session, **kwargs))
     except _RollBack as done:
         return done.result

@@ -86,15 +86,20 @@ def fixed_date_cutoff(moment: datetime, fixed_date: str, min_age: Duration | Non
     return _minus_local(latest_yearly(to_local(moment, zone), month, day), min_age, zone)
 
 
+def anniversary_cutoff(moment: datetime, older_than: Duration, month: int, day: int,
+                       zone: ZoneInfo) -> datetime:
+    """The cut-off at ``moment`` for users enrolled on month-day (month, day)."""
+    return _minus_local(latest_yearly(to_local(moment, zone), month, day), older_than, zone)
+
+
 def anniversary_cutoffs(moment: datetime, older_than: Duration, zone: ZoneInfo
                         ) -> dict[str, datetime]:
     """Per enrollment month-day (``MM-DD``, all 366): the cut-off at ``moment``."""
-    local = to_local(moment, zone)
     cutoffs = {}
     day = date(2024, 1, 1)  # a leap year: every month-day once
     while day.year == 2024:
-        cutoffs[f"{day:%m-%d}"] = _minus_local(latest_yearly(local, day.month, day.day),
-                                               older_than, zone)
+        cutoffs[f"{day:%m-%d}"] = anniversary_cutoff(moment, older_than, day.month, day.day,
+                                                     zone)
         day += timedelta(days=1)
     return cutoffs
 

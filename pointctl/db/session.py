@@ -67,12 +67,20 @@ def parse_url(url: str) -> URL:
     )
 
 
+def _query_passwords(parsed: URL) -> list[str]:
+    value = parsed.query.get("password")
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
 def safe_url(url: str | URL) -> str:
-    """The URL for display: the password, if any, replaced by ***."""
+    """The URL for display: the password, if any (also ?password=...), replaced by ***."""
     try:
         parsed = url if isinstance(url, URL) else make_url(url)
     except ArgumentError:
         return "<invalid database URL>"
+    if _query_passwords(parsed):
+        return parsed.update_query_dict({"password": "PASSWORD"}).render_as_string(
+            hide_password=True).replace("password=PASSWORD", "password=***")
     return parsed.render_as_string(hide_password=True)
 
 
@@ -84,8 +92,9 @@ def redact(message: str, url: str | URL | None) -> str:
         parsed = url if isinstance(url, URL) else make_url(url)
     except ArgumentError:
         return message
-    if parsed.password:
-        message = message.replace(str(parsed.password), "***")
+    for password in [str(parsed.password or ""), *_query_passwords(parsed)]:
+        if password:
+            message = message.replace(password, "***")
     return message
 
 
@@ -95,19 +104,17 @@ def _driver_reason(error: DBAPIError, url: URL) -> str:
     return redact(first, url)
 
 
-def _read_only_url(parsed: URL) -> URL:
-    """The same database, opened so that nothing can be written through the connection."""
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database in ("", ":memory:"):
-            return parsed
-        if not database.startswith("file:"):
-            database = "file:" + quote(database)
-        return parsed.set(database=database).update_query_dict({"mode": "ro", "uri": "true"})
-    options = parsed.query.get("options")
-    options = " ".join(options) if isinstance(options, tuple) else options
-    return parsed.update_query_dict(
-        {"options": f"{options + ' ' if options else ''}-c default_transaction_read_only=on"})
+def _read_only_sqlite_url(parsed: URL) -> URL:
+    """The same SQLite file as a read-only URI (``mode=ro``)."""
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        return parsed
+    uri = str(parsed.query.get("uri", "")).lower() in ("true", "1")
+    if not (uri and database.startswith("file:")):
+        if database.startswith("/"):  # "//tmp/x.db" is /tmp/x.db, not a URI authority
+            database = "/" + database.lstrip("/")
+        database = "file:" + quote(database)
+    return parsed.set(database=database).update_query_dict({"mode": "ro", "uri": "true"})
 
 
 def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = False
@@ -116,8 +123,8 @@ def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = 
     ``keep``, one that keeps its one connection for many transactions (batch); with
     ``read_only``, one whose connections cannot write."""
     parsed = parse_url(url)
-    if read_only:
-        parsed = _read_only_url(parsed)
+    if read_only and parsed.get_backend_name() == "sqlite":
+        parsed = _read_only_sqlite_url(parsed)
     pooling: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if keep else \
         {"poolclass": NullPool}
     if parsed.get_backend_name() == "sqlite":
@@ -142,7 +149,18 @@ def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = 
             connection.exec_driver_sql(begin)
 
         return engine
-    return create_engine(parsed, connect_args={"connect_timeout": 5}, **pooling)
+    engine = create_engine(parsed, connect_args={"connect_timeout": 5}, **pooling)
+    if read_only:
+        @event.listens_for(engine, "connect")
+        def _read_only_session(dbapi_connection, _record):
+            # default_transaction_read_only for the whole session (set here, not in the URL's
+            # options, which would replace the user's PGOPTIONS)
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            cursor.close()
+            dbapi_connection.commit()
+
+    return engine
 
 
 def sqlite_path(url: str) -> str | None:
@@ -158,8 +176,12 @@ def sqlite_path(url: str) -> str | None:
 
 def connect_error(error: DBAPIError, url: str) -> DatabaseUnavailableError:
     parsed = parse_url(url)
+    hint = ""
+    if getattr(error.orig, "sqlite_errorname", None) == "SQLITE_READONLY_DIRECTORY":
+        hint = (" (SQLite needs to create the -wal and -shm files next to a WAL database: "
+                "make the directory writable, or copy the database where it can)")
     return DatabaseUnavailableError(
-        f"cannot open database {safe_url(parsed)}: {_driver_reason(error, parsed)}"
+        f"cannot open database {safe_url(parsed)}: {_driver_reason(error, parsed)}{hint}"
     )
 
 

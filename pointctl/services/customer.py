@@ -26,7 +26,8 @@ from sqlmodel import Session, col
 
 from pointctl.core import clock
 from pointctl.core.durations import parse_duration
-from pointctl.core.expiry import anniversary_cutoffs, before
+from pointctl.core.errors import InvalidInputError, RefusedError
+from pointctl.core.expiry import anniversary_cutoff, before
 from pointctl.core.schedules import parse_schedule
 from pointctl.db.models import Account, Activity, Entry, ExpirationPolicy, Lot
 from pointctl.services import expiry
@@ -37,19 +38,29 @@ from pointctl.services.settings import program_zone
 from pointctl.services.writes import clean_user
 
 HORIZONS = (30, 60, 90)  # days ahead: the expiring summary
+MAX_ENTRIES = 1000
 ACTIVITY_TYPES = tuple(expiry.ENTRY_EVENTS)  # ledger entries that count as customer activity
 
 
 def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any]:
     user = clean_user(user)
     balances = balance(session, user=user)  # "no entries for user ..." (exit 3) when unknown
+    if not 1 <= entries <= MAX_ENTRIES:
+        raise InvalidInputError(f"--entries must be between 1 and {MAX_ENTRIES}")
     now = clock.now()
     horizons = {days: parse_duration(f"{days}d").add_to(now) for days in HORIZONS}
-    expiring = upcoming(session, user=user, until=horizons[max(HORIZONS)])
-    summary = [{"within": f"{days}d", "until": clock.format_time(until),
-                "expires": sum(r["expires"] for r in expiring if r["moment"] <= until),
-                "rolls_over": sum(r["rolls_over"] for r in expiring if r["moment"] <= until)}
-               for days, until in horizons.items()]
+    unavailable = None
+    try:
+        expiring = upcoming(session, user=user, until=horizons[max(HORIZONS)])
+    except RefusedError:  # a schedule too frequent to walk (say, every minute)
+        expiring = []
+        unavailable = (f"more than {expiry.MAX_EVALUATIONS} evaluations of one account are "
+                       "due in 90 days; see 'pointctl expire preview --user' instead")
+    summary = [] if unavailable else [
+        {"within": f"{days}d", "until": clock.format_time(until),
+         "expires": sum(r["expires"] for r in expiring if r["moment"] <= until),
+         "rolls_over": sum(r["rolls_over"] for r in expiring if r["moment"] <= until)}
+        for days, until in horizons.items()]
     trail = audit(session, user=user, limit=entries)
     restrictions = [r for r in list_restrictions(session, user=user, open_only=True)]
     for row in restrictions:
@@ -57,7 +68,7 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
     return {
         "user": user, "at": clock.format_time(now), **seen(session, user),
         "accounts": balances["accounts"], "groups": balances["groups"],
-        "expiring_summary": summary,
+        "expiring_summary": summary, "expiring_unavailable": unavailable,
         "expiring": [{k: v for k, v in row.items() if k != "moment"} for row in expiring],
         "entries": trail["rows"], "entries_total": trail["matched"],
         "restrictions": restrictions,
@@ -204,9 +215,9 @@ class _Walk:
             enrolled = self.enrolled()
             if enrolled is None:
                 return None
-            older_than = parse_duration(policy.older_than or "")
-            day = clock.to_local(enrolled, self.zone).strftime("%m-%d")
-            return anniversary_cutoffs(at, older_than, self.zone)[day]
+            local = clock.to_local(enrolled, self.zone)
+            return anniversary_cutoff(at, parse_duration(policy.older_than or ""),
+                                      local.month, local.day, self.zone)
         return expiry.exact_cutoff(policy, at, self.zone)
 
     def enrolled(self) -> datetime | None:
