@@ -47,11 +47,15 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
     balances = balance(session, user=user)  # "no entries for user ..." (exit 3) when unknown
     if not 1 <= entries <= MAX_ENTRIES:
         raise InvalidInputError(f"--entries must be between 1 and {MAX_ENTRIES}")
+    first, last = session.execute(select(func.min(Entry.occurred_at),
+                                         func.max(Entry.occurred_at))
+                                  .where(Entry.user_id == user)).one()
     now = clock.now()
     horizons = {days: parse_duration(f"{days}d").add_to(now) for days in HORIZONS}
     unavailable = None
     try:
-        expiring = upcoming(session, user=user, until=horizons[max(HORIZONS)])
+        expiring = upcoming(session, user=user, until=horizons[max(HORIZONS)],
+                            enrolled=first)
     except RefusedError:  # a schedule too frequent to walk (say, every minute)
         expiring = []
         unavailable = (f"more than {expiry.MAX_EVALUATIONS} evaluations of one account are "
@@ -62,11 +66,11 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
          "rolls_over": sum(r["rolls_over"] for r in expiring if r["moment"] <= until)}
         for days, until in horizons.items()]
     trail = audit(session, user=user, limit=entries)
-    restrictions = [r for r in list_restrictions(session, user=user, open_only=True)]
+    restrictions = list_restrictions(session, user=user, open_only=True)
     for row in restrictions:
         row.pop("used_by", None)
     return {
-        "user": user, "at": clock.format_time(now), **seen(session, user),
+        "user": user, "at": clock.format_time(now), **seen(session, user, first, last),
         "accounts": balances["accounts"], "groups": balances["groups"],
         "expiring_summary": summary, "expiring_unavailable": unavailable,
         "expiring": [{k: v for k, v in row.items() if k != "moment"} for row in expiring],
@@ -75,11 +79,10 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
     }
 
 
-def seen(session: Session, user: str) -> dict[str, Any]:
+def seen(session: Session, user: str, first: datetime | None, last: datetime | None
+         ) -> dict[str, Any]:
     """First and last entry, the last customer activity (an issue, a spend or a recorded
     event) and the last recorded event."""
-    first, last = session.execute(select(func.min(Entry.occurred_at), func.max(Entry.occurred_at))
-                                  .where(Entry.user_id == user)).one()
     acted = session.execute(select(func.max(Entry.occurred_at)).where(
         Entry.user_id == user, col(Entry.type).in_(ACTIVITY_TYPES))).scalar_one()
     event = session.execute(select(Activity.event, Activity.occurred_at)
@@ -111,9 +114,11 @@ class _Due:
     policy: ExpirationPolicy
 
 
-def upcoming(session: Session, *, user: str, until: datetime) -> list[dict[str, Any]]:
+def upcoming(session: Session, *, user: str, until: datetime, enrolled: datetime | None
+             ) -> list[dict[str, Any]]:
     """What the schedules will expire or roll over of ``user``'s points until ``until`` if
-    nothing else happens: one row per account and evaluation (overdue ones included)."""
+    nothing else happens: one row per account and evaluation (overdue ones included).
+    ``enrolled``: the user's first entry."""
     policies = {p.account_id: p for p in session.execute(select(ExpirationPolicy)).scalars()}
     lots = [_Lot((lot.created_at, int(lot.id or 0)), lot.account_id, lot.created_at,
                  lot.available_at, int(lot.remaining))
@@ -131,7 +136,7 @@ def upcoming(session: Session, *, user: str, until: datetime) -> list[dict[str, 
     held: dict[int, list[_Lot]] = {}  # per account, FIFO
     for lot in lots:
         held.setdefault(lot.account_id, []).append(lot)
-    walk = _Walk(session, user, zone)
+    walk = _Walk(session, user, zone, enrolled)
     rows = []
     next_id = 1 + max(lot.order[1] for lot in lots)
     for due in sorted(_dues(policies, reach, until, zone),
@@ -189,9 +194,9 @@ def _dues(policies: dict[int, ExpirationPolicy], accounts: set[int], until: date
 class _Walk:
     """The candidate rules of one evaluation, applied to one customer's lots in memory."""
 
-    def __init__(self, session: Session, user: str, zone: ZoneInfo) -> None:
-        self.session, self.user, self.zone = session, user, zone
-        self._enrolled: datetime | None = None
+    def __init__(self, session: Session, user: str, zone: ZoneInfo, enrolled: datetime | None
+                 ) -> None:
+        self.session, self.user, self.zone, self.enrolled = session, user, zone, enrolled
         self._acts: dict[str, list[datetime]] = {}
 
     def take(self, policy: ExpirationPolicy, at: datetime, lots: list[_Lot]
@@ -212,23 +217,16 @@ class _Walk:
 
     def _cutoff(self, policy: ExpirationPolicy, at: datetime) -> datetime | None:
         if policy.kind == "rolling" and policy.snap_to == "anniversary":
-            enrolled = self.enrolled()
-            if enrolled is None:
+            if self.enrolled is None:
                 return None
-            local = clock.to_local(enrolled, self.zone)
+            local = clock.to_local(self.enrolled, self.zone)
             return anniversary_cutoff(at, parse_duration(policy.older_than or ""),
                                       local.month, local.day, self.zone)
         return expiry.exact_cutoff(policy, at, self.zone)
 
-    def enrolled(self) -> datetime | None:
-        if self._enrolled is None:
-            self._enrolled = self.session.execute(select(func.min(Entry.occurred_at)).where(
-                Entry.user_id == self.user)).scalar_one()
-        return self._enrolled
-
     def _last_active(self, policy: ExpirationPolicy, at: datetime) -> datetime | None:
         """The latest activity the policy counts at or before ``at`` (or the enrollment)."""
-        enrolled = self.enrolled()
+        enrolled = self.enrolled
         times: list[datetime] = [enrolled] if enrolled is not None and enrolled <= at else []
         for event in (policy.activity or "").split(","):
             times.extend(t for t in self._times_of(event) if t <= at)
