@@ -1,8 +1,10 @@
 """pointctl: the point economy of a loyalty program, as a library and a command line.
 
-The public Python API is the service functions (keyword-only, session-first, never committing)
-and the error types. Services are imported on first use so that ``import pointctl`` (and
-``pointctl --help``) stay free of the database stack.
+The public Python API is the service functions (keyword-only, session-first, never committing),
+the runners behind ``pointctl batch`` and ``expire run`` (``run_file``, ``run_due``: given a
+database URL, they own their transactions) and the error types. Services are imported on
+first use so that ``import pointctl`` (and ``pointctl --help``) stay free of the database
+stack.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ _SERVICES = {
     "due_evaluations": "pointctl.services.expiry",
     "perform": "pointctl.services.expiry",
     "preview": "pointctl.services.expiry",
+    "run_due": "pointctl.services.expire_runner",
     "set_reactivation": "pointctl.services.reactivation",
     "reactivate": "pointctl.services.reactivation",
+    "run_file": "pointctl.services.batch_runner",
     "transaction": "pointctl.db.session",
     "upgrade": "pointctl.db.migrate",
 }

@@ -90,12 +90,18 @@ def cli(db_url: str) -> Cli:
     return Cli(db_url)
 
 
+# Every test runs on a pinned clock, never the wall clock: a date written into a test cannot go
+# stale. A test that needs another moment sets POINTCTL_NOW itself (env= or monkeypatch).
+PINNED_NOW = "2026-06-15T12:00:00Z"
+
+
 @pytest.fixture(autouse=True)
 def _fixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never inherit a developer's pointctl settings."""
-    for name in ("POINTCTL_DATABASE_URL", "POINTCTL_FORMAT", "POINTCTL_ACTOR", "POINTCTL_NOW"):
+    """Tests never inherit a developer's pointctl settings, and never read the wall clock."""
+    for name in ("POINTCTL_DATABASE_URL", "POINTCTL_FORMAT", "POINTCTL_ACTOR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POINTCTL_ACTOR", "tester")
+    monkeypatch.setenv("POINTCTL_NOW", PINNED_NOW)
 
 
 @pytest.fixture

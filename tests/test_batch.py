@@ -104,7 +104,8 @@ def as_command(op: dict[str, Any]) -> list[str]:
         args = ["activity", o.pop("user"), o.pop("event")]
     for key, value in o.items():
         if key == "clamp":
-            args.append("--clamp")
+            if value:
+                args.append("--clamp")
         else:
             args += [f"--{key.replace('_', '-')}", str(value)]
     return args
@@ -277,40 +278,100 @@ def _batch_process(url: str, path: Path, *extra: str) -> subprocess.Popen[str]:
                             text=True, env=env)
 
 
-def test_killed_mid_run_then_run_again_ends_as_one_uninterrupted_run(
-        program: Cli, twin_url: str, tmp_path: Path) -> None:
-    ops = []
-    for i in range(6000):
-        user = f"cust-{i % 300}"
-        if i % 10 == 9:
-            ops.append({"op": "spend", "user": user, "points": 7, "idempotency_key": f"s-{i}"})
+def resume_file(count: int) -> list[dict[str, Any]]:
+    """A mixed file whose outcomes depend on the state: reversals of issues further down the
+    file (refused where they stand), a restricted source with little inventory, a max
+    balance, spends that overdraw an account without negative balances; every line keyed."""
+    ops: list[dict[str, Any]] = []
+    for i in range(count):
+        user = f"cust-{i % 40}"
+        day = f"2026-04-{1 + i * 28 // count:02d}T10:00:00Z"
+        kind = i % 10
+        if kind in (0, 1, 2, 3):
+            op: dict[str, Any] = {"op": "issue", "user": user, "points": 5 + i % 7,
+                                  "source": "Base", "account": "Core", "reference_id": f"o-{i}"}
+        elif kind == 4:
+            op = {"op": "issue", "user": user, "points": 30, "source": "Ride", "at": day}
+        elif kind == 5:
+            op = {"op": "spend", "user": user, "points": 9 + i % 5, "reference_id": f"c-{i}"}
+        elif kind == 6:  # an issue ten lines further down: refused here, never later
+            op = {"op": "reverse", "reference_id": f"o-{i + 14}"}
+        elif kind == 7:
+            op = {"op": "spend", "user": user, "points": 25, "account": "Partner"}
+        elif kind == 8:
+            op = {"op": "transfer", "user": user, "points": 3, "account": "Core",
+                  "to_account": "Partner"}
         else:
-            ops.append({"op": "issue", "user": user, "points": 5 + i % 7, "source": "Base",
-                        "account": "Core", "idempotency_key": f"i-{i}",
-                        "at": f"2026-04-{1 + i % 28:02d}T10:00:00Z"})
-    path = write_jsonl(tmp_path / "load.jsonl", ops)
+            op = {"op": "reverse", "reference_id": f"c-{i - 4}", "points": 2}
+        op["idempotency_key"] = f"k-{i}"
+        ops.append(op)
+    return ops
 
-    process = _batch_process(program.url, path, "--chunk-size", "100")
-    deadline = time.monotonic() + 60
-    while _count(program.url, "idempotency") < 500 and time.monotonic() < deadline:
-        time.sleep(0.05)
+
+@pytest.mark.parametrize("share", [15, 50, 80])
+def test_killed_mid_run_and_resumed_ends_exactly_as_an_uninterrupted_run(
+        program: Cli, twin_url: str, tmp_path: Path, share: int) -> None:
+    lines = 2000
+    path = write_jsonl(tmp_path / "load.jsonl", resume_file(lines))
+    process = _batch_process(program.url, path, "--chunk-size", "50")
+    deadline = time.monotonic() + 120
+    while _count(program.url, "idempotency") < lines * share // 100 and \
+            time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    done = _count(program.url, "idempotency")
-    assert 500 <= done < 6000, done  # killed part of the way
-    assert done % 100 == 0  # whole chunks only
+    done = _count(program.url, "idempotency")  # every keyed line leaves a record, refused too
+    assert lines * share // 100 <= done < lines, done
+    assert done % 50 == 0  # whole chunks only
 
-    again = _batch_process(program.url, path, "--chunk-size", "100", "--format", "json")
+    again = _batch_process(program.url, path, "--chunk-size", "50", "--format", "json")
     stdout, stderr = again.communicate(timeout=300)
-    assert again.returncode == 0, stderr
-    summary = json.loads(stdout)
-    assert (summary["applied"], summary["replayed"]) == (6000, done)
+    assert again.returncode == 1, stderr  # the file has refusals
+    resumed = json.loads(stdout)
 
     twin = Cli(twin_url)
     setup(twin)
-    whole = _batch_process(twin_url, path, "--chunk-size", "100")
-    _, whole_stderr = whole.communicate(timeout=300)
-    assert whole.returncode == 0, whole_stderr
+    whole = _batch_process(twin_url, path, "--chunk-size", "50", "--format", "json")
+    stdout, whole_stderr = whole.communicate(timeout=300)
+    assert whole.returncode == 1, whole_stderr
+    uninterrupted = json.loads(stdout)
+    assert (resumed["applied"], resumed["refused"]) == (uninterrupted["applied"],
+                                                        uninterrupted["refused"])
+    outcomes = {row[0]: row[2] for row in _idempotency(twin_url)}
+    applied_before_kill = sum("refused" not in outcomes[f"k-{i}"] for i in range(done))
+    assert resumed["replayed"] == applied_before_kill
     assert ledger_state(program.url) == ledger_state(twin_url)
+    assert _idempotency(program.url) == _idempotency(twin_url)
     assert program("verify").exit_code == 0
+
+    # a second run of the finished file replays every line and changes nothing
+    before = snapshot(program.url)
+    third = _batch_process(program.url, path, "--chunk-size", "50", "--format", "json")
+    stdout, stderr = third.communicate(timeout=300)
+    assert third.returncode == 1, stderr
+    replayed = json.loads(stdout)
+    assert (replayed["applied"], replayed["replayed"], replayed["refused"]) == (
+        uninterrupted["applied"], uninterrupted["applied"], uninterrupted["refused"])
+    assert snapshot(program.url) == before
+
+
+def _idempotency(url: str) -> list[tuple[Any, ...]]:
+    """Every key with its request and outcome, entry and lot ids left out (sequences)."""
+    engine = create_engine(parse_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT key, request_hash, result FROM idempotency"))
+            return sorted((key, digest, _without_ids(json.loads(result)))
+                          for key, digest, result in rows)
+    finally:
+        engine.dispose()
+
+
+def _without_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return repr({k: _without_ids(v) for k, v in sorted(value.items())
+                     if k not in ("entry", "entries", "lot", "reverses")})
+    if isinstance(value, list):
+        return repr([_without_ids(v) for v in value])
+    return value

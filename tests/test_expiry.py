@@ -95,6 +95,33 @@ def test_escrow_rolls_over_into_the_spendable_account_after_30_days(cli: Cli) ->
     verify_clean(cli)
 
 
+def test_a_rollover_credit_repays_debt_and_ignores_max_balance(cli: Cli) -> None:
+    """Rolled-over points are credited like every credit (debt first, the account's pending
+    delay), but never refused: they have left the expired lot."""
+    t0 = "2026-03-01T00:00:00Z"
+    ok(cli, t0, "accounts", "create", "Spendable", "--default", "--max-balance", "50",
+       "--pending-for", "1d")
+    ok(cli, t0, "accounts", "create", "Escrow")
+    ok(cli, t0, "sources", "create", "Base", "--link", "Escrow", "--link", "Spendable")
+    ok(cli, t0, "accounts", "expiration", "Escrow", "--rolling", "--older-than", "10d",
+       "--rollover-to", "Spendable")
+    ok(cli, "2026-03-01T10:00:00Z", "issue", "ann", "100", "--source", "Base",
+       "--account", "Escrow")
+    ok(cli, "2026-03-02T10:00:00Z", "spend", "ann", "30")  # no points yet: 30 of debt
+    summary = run(cli, "2026-03-12T00:00:00Z")["Escrow"]
+    assert summary["rolled_over"] == 100
+    rows = query(cli.url, "SELECT l.original, l.spent, l.remaining, l.available_at, b.debt "
+                          "FROM lot l JOIN balance b ON b.user_id = l.user_id AND "
+                          "b.account_id = l.account_id WHERE l.account_id = 1")
+    assert [(r[0], r[1], r[2], str(r[3])[:19], r[4]) for r in rows] == [
+        (100, 30, 70, "2026-03-13 00:00:00", 0)]
+    assert query(cli.url, "SELECT kind, points FROM draw WHERE kind = 'repay'") == [
+        ("repay", 30)]
+    # 70 in a max-balance-50 account: the rollover is not refused
+    assert balance(cli, "ann", "2026-03-13T00:00:00Z") == {"Spendable": 70, "Escrow": 0}
+    verify_clean(cli)
+
+
 def test_rolling_expiry_takes_only_the_unspent_remainder(cli: Cli) -> None:
     t0 = "2026-03-01T00:00:00Z"
     ok(cli, t0, "accounts", "create", "Core", "--default")

@@ -157,7 +157,7 @@ def test_adjust_and_transfer(koalla: Cli) -> None:
                         "--to-user", "u2")
     assert (moved["balance_from"], moved["balance_to"]) == (200, 300)
     over = koalla("transfer", "u1", "200", "--from", "Core", "--to", "Partner",
-                  "--to-user", "u2", "--at", "2026-12-01")
+                  "--to-user", "u2", "--at", "2026-06-16")
     assert over.exit_code == 0  # 500 <= max balance 1000
     refused = koalla("transfer", "u1", "1", "--from", "Core", "--to", "Partner")
     assert refused.exit_code == 1 and "never creates debt" in refused.error

@@ -1,9 +1,9 @@
-"""``pointctl expire run|status|preview``: the expiration engine for cron (SPEC §6).
+"""``pointctl expire run|status|preview``: the expiration engine for cron.
 
-``expire run`` lists the due evaluations in a read, then performs each in its own transaction
-(a crash loses nothing performed; a second run at the same time waits for the policy row and
-then finds the evaluation done). ``--dry-run`` and ``preview`` perform them in one transaction
-that is rolled back.
+``expire run`` parses its options, calls ``pointctl.services.expire_runner.run_due`` (each due
+evaluation in its own transaction; ``--dry-run``: all in one transaction rolled back) and
+renders a summary per account. ``preview`` performs the evaluations in one transaction that
+is rolled back.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 from pointctl.cli import state
 from pointctl.cli.complete import account_names
 from pointctl.cli.options import FormatOption
-from pointctl.cli.render import OutputFormat, disposing, emit_rows, message, progress
+from pointctl.cli.render import OutputFormat, emit_rows, message, progress_reporter
 from pointctl.core.errors import InvalidInputError
 
 app = typer.Typer(help="Expire points on schedule (run from cron), see what is due and what "
@@ -84,17 +84,13 @@ def run(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Perform every due evaluation, oldest first, each as of its scheduled time."""
-    from pointctl.services import expiry
+    from pointctl.services.expire_runner import run_due
 
     until = _until(as_of)
-    actor = state.current.actor
-    if dry_run:
-        outcomes = state.call_rolled_back(expiry.simulate, until=until, account=account,
-                                          actor=actor, collect_users=False)
-    else:
-        outcomes = _perform_all(
-            state.call(expiry.due_evaluations, write=False, until=until, account=account),
-            actor)
+    with progress_reporter("expire") as on_progress:
+        outcomes = run_due(state.current.db_url, until=until, account=account,
+                           actor=state.current.actor, dry_run=dry_run, on_progress=on_progress,
+                           read_only=state.current.read_only)
     rows = _summary(outcomes)
     emit_rows(rows, fmt, SUMMARY_COLUMNS,
               title="Expiration" + (" (dry run: nothing changed)" if dry_run else ""),
@@ -105,24 +101,6 @@ def run(
     verb = "Would perform" if dry_run else "Performed"
     message(f"{verb} {performed} evaluations: {expired} points expired, {rolled} rolled over"
             + (" (dry run, nothing changed)" if dry_run else ""))
-
-
-def _perform_all(plan: list[Any], actor: str) -> list[Any]:
-    """Each evaluation in its own transaction, through one pooled connection."""
-    from pointctl.db.session import make_engine, run_in_transaction
-    from pointctl.services.expiry import perform
-
-    url = state.current.db_url
-    engine = make_engine(url, write=True, keep=True, read_only=state.current.read_only)
-    outcomes = []
-    with progress(len(plan), "expire") as advance, disposing(engine):
-        for due in plan:
-            def work(session: Any, due: Any = due) -> Any:
-                return perform(session, account_id=due.account_id, at=due.at, actor=actor)
-
-            outcomes.append(run_in_transaction(url, work, write=True, engine=engine))
-            advance(1)
-    return outcomes
 
 
 @app.command()

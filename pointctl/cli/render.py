@@ -8,8 +8,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from enum import Enum
 from typing import Any
 
@@ -128,9 +128,18 @@ def progress(total: int, label: str) -> Iterator[Any]:
 
 
 @contextmanager
-def disposing(engine: Any) -> Iterator[None]:
-    """Close an engine's pooled connections at the end of a long command."""
-    try:
-        yield
-    finally:
-        engine.dispose()
+def progress_reporter(label: str) -> Iterator[Callable[[int, int], None]]:
+    """An ``on_progress(done, total)`` callback for a service: the progress bar of
+    ``progress``, opened at the first report (when the total is known), closed on exit."""
+    with ExitStack() as stack:
+        advance: Callable[[int], None] | None = None
+        shown = 0
+
+        def report(done: int, total: int) -> None:
+            nonlocal advance, shown
+            if advance is None:
+                advance = stack.enter_context(progress(total, label))
+            advance(done - shown)
+            shown = done
+
+        yield report

@@ -11,6 +11,10 @@ class PointctlError(Exception):
     """Base of every error a command can end with."""
 
     exit_code = 1
+    # a refusal recorded under its idempotency key: the command's transaction commits that
+    # record (and nothing else was written) before the error ends the command
+    commit = False
+    replay = False  # the refusal recorded for this request earlier, given again
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

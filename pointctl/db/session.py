@@ -31,6 +31,7 @@ from sqlmodel import Session
 from pointctl.core.errors import (
     DatabaseUnavailableError,
     InvalidInputError,
+    PointctlError,
     RefusedError,
     RetryableConflict,
     SchemaError,
@@ -256,7 +257,12 @@ def transaction(url: str, *, write: bool, engine: Engine | None = None,
                 if _refused(error):
                     raise refused_error(error, url) from error
                 raise connect_error(error, url) from error
-            yield session
+            try:
+                yield session
+            except PointctlError as error:
+                if write and error.commit:  # a refusal recorded under its idempotency key
+                    session.commit()
+                raise
             if write:
                 session.commit()
     except DBAPIError as error:

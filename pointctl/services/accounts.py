@@ -13,12 +13,12 @@ from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, RefusedError
 from pointctl.core.validation import check_points, clean_name, name_key
 from pointctl.db.models import Account, AccountSource, Balance, ExpirationPolicy
+from pointctl.services import locks
 from pointctl.services.lookup import (
     account_by_name,
     dedupe_names,
     ensure_name_free,
     flush_unique,
-    lock_sources,
     search_and_sort,
     source_by_name,
     source_names_by_account,
@@ -121,7 +121,7 @@ def _link_sources(session: Session, account: Account, source_names: Sequence[str
 
 def _unlink_sources(session: Session, account: Account, source_names: Sequence[str]) -> None:
     sources = [source_by_name(session, name) for name in dedupe_names(source_names)]
-    lock_sources(session, (source.id for source in sources))
+    locks.lock_sources(session, (), (s.id for s in sources if s.id is not None))
     for source in sources:
         link = session.get(AccountSource, (account.id, source.id))
         if link is None:

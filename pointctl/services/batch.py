@@ -1,15 +1,15 @@
 """``pointctl batch``: ledger operations read from JSON Lines or CSV, applied in chunks.
 
-Every operation goes through the same service as its single command: runs of issues (and
-adjust +N) through the chunk-wise issuing engine, the others one by one in a savepoint, so a
-refused operation leaves the rest of its chunk alone.
+Every chunk of operations, whatever their mix, is one call of the ledger engine
+(``pointctl.services.engine``), the same code that decides a single command: a refused
+operation changes nothing and leaves the rest of its chunk alone.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -19,8 +19,8 @@ from sqlmodel import Session
 from pointctl.core.clock import parse_time
 from pointctl.core.errors import InvalidInputError, PointctlError
 from pointctl.core.validation import MAX_POINTS
-from pointctl.services import ledger
-from pointctl.services.issuing import IssueRequest, Outcome, issue_many
+from pointctl.services import engine, ledger
+from pointctl.services.engine import Outcome
 from pointctl.services.writes import WriteOptions
 
 OPS = ("issue", "spend", "reverse", "adjust", "transfer", "activity")
@@ -180,68 +180,47 @@ def _boolean(item: Any, from_csv: bool) -> bool:
 # --- applying ------------------------------------------------------------------------------
 
 def apply_chunk(session: Session, ops: list[Op], *, actor: str) -> list[Outcome]:
-    """Apply the operations in file order within the caller's transaction."""
-    outcomes: list[Outcome] = []
-    for group in _runs(ops):
-        if _issues(group[0]):
-            outcomes.extend(issue_many(session, [_issue_request(op, actor) for op in group]))
-            session.expire_all()  # the engine wrote with plain SQL
-            continue
-        for op in group:
-            try:
-                with session.begin_nested():
-                    outcomes.append(_single(session, op, actor))
-            except PointctlError as error:
-                outcomes.append(error)
-    return outcomes
+    """Apply the operations in file order within the caller's transaction: one chunk of the
+    ledger engine, whatever the mix of operations."""
+    outcomes: list[Outcome | None] = [None] * len(ops)
+    requests: list[engine.Request] = []
+    places: list[int] = []
+    for index, op in enumerate(ops):
+        try:
+            requests.append(_request(op, actor))
+            places.append(index)
+        except PointctlError as error:
+            outcomes[index] = error
+    for index, outcome in zip(places, engine.apply(session, requests), strict=True):
+        outcomes[index] = outcome
+    session.expire_all()  # the engine wrote with plain SQL
+    return outcomes  # type: ignore[return-value]
 
 
-def _issues(op: Op) -> bool:
-    return op.op == "issue" or (op.op == "adjust" and op.get("points") > 0)
-
-
-def _runs(ops: list[Op]) -> Iterable[list[Op]]:
-    run: list[Op] = []
-    for op in ops:
-        if run and _issues(run[0]) != _issues(op):
-            yield run
-            run = []
-        run.append(op)
-    if run:
-        yield run
-
-
-def _issue_request(op: Op, actor: str) -> IssueRequest:
+def _request(op: Op, actor: str) -> engine.Request:
+    """The engine's request for one line, as its single command would make it."""
     options = op.options(actor)
+    user, points = op.get("user"), op.get("points")
+    if op.op == "issue":
+        return engine.IssueRequest(user=user, points=points, source=op.get("source"),
+                                   account=op.get("account"), clamp=bool(op.get("clamp")),
+                                   options=options)
     if op.op == "adjust":
-        request: IssueRequest = ledger.adjust_add_request(
-            user=op.get("user"), points=op.get("points"), account=op.get("account"),
-            reason=op.get("reason"), source=op.get("source"), options=options)
-        return request
-    return IssueRequest(user=op.get("user"), points=op.get("points"), source=op.get("source"),
-                        account=op.get("account"), clamp=bool(op.get("clamp")),
-                        options=options)
-
-
-def _single(session: Session, op: Op, actor: str) -> dict[str, Any]:
-    options = op.options(actor)
+        return ledger.adjust_request(user=user, points=points, account=op.get("account"),
+                                     reason=op.get("reason"), source=op.get("source"),
+                                     options=options)
     if op.op == "spend":
         account = op.get("account")
-        return ledger.spend(session, user=op.get("user"), points=op.get("points"),
-                            accounts=[account] if account else [], options=options)
+        return engine.SpendRequest(user=user, points=points,
+                                   accounts=(account,) if account else (), options=options)
     if op.op == "reverse":  # as the command: reference id and type select what to reverse
-        return ledger.reverse(session, entry_id=op.get("entry"),
-                              reference_id=op.get("reference_id"),
-                              reference_type=op.get("reference_type"), points=op.get("points"),
-                              options=WriteOptions(actor=actor, at=op.at,
-                                                   idempotency_key=op.get("idempotency_key")))
-    if op.op == "adjust":
-        return ledger.adjust(session, user=op.get("user"), points=op.get("points"),
-                             account=op.get("account"), reason=op.get("reason"),
-                             options=options)
+        return engine.ReverseRequest(
+            entry_id=op.get("entry"), reference_id=op.get("reference_id"),
+            reference_type=op.get("reference_type"), points=points,
+            options=WriteOptions(actor=actor, at=op.at,
+                                 idempotency_key=op.get("idempotency_key")))
     if op.op == "transfer":
-        return ledger.transfer(session, user=op.get("user"), points=op.get("points"),
-                               from_account=op.get("account"), to_account=op.get("to_account"),
-                               to_user=op.get("to_user"), options=options)
-    return ledger.record_activity(session, user=op.get("user"), event=op.get("event"),
-                                  options=options)
+        return engine.TransferRequest(user=user, points=points, from_account=op.get("account"),
+                                      to_account=op.get("to_account"),
+                                      to_user=op.get("to_user"), options=options)
+    return engine.ActivityRequest(user=user, event=op.get("event"), options=options)

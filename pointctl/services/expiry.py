@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 from sqlmodel import Session, col
 
-from pointctl.core import clock
+from pointctl.core import clock, draws
 from pointctl.core.durations import Duration, parse_duration
-from pointctl.core.errors import InvalidInputError, NotFoundError, RefusedError
+from pointctl.core.errors import InvalidInputError, NotFoundError, PointctlError, RefusedError
 from pointctl.core.expiry import (
     SNAP_TO,
     anniversary_cutoffs,
@@ -38,14 +38,16 @@ from pointctl.core.expiry import (
 from pointctl.core.schedules import Schedule, parse_schedule
 from pointctl.db.models import Account, ExpirationPolicy, ExpirationRun
 from pointctl.db.rawsql import RawSql
+from pointctl.services import locks
 from pointctl.services.lookup import account_by_name
 from pointctl.services.settings import program_zone
-from pointctl.services.writes import clean_event
+from pointctl.services.writes import DEFAULT_REFERENCE_TYPES, WriteOptions, clean_event
+
+ROLLOVER_CHUNK = 1000  # rolled-over lots per call of the ledger engine
 
 KINDS = ("rolling", "fixed-date", "inactivity")
 DEFAULT_ACTIVITY = ("issue", "spend")
 ENTRY_EVENTS = {"issue": "issue", "spend": "spend"}  # activity events that are ledger entries
-REFERENCE_TYPES = {"expiration": "Point Expiration", "rollover": "Point Rollover"}
 MAX_EVALUATIONS = 100_000
 
 
@@ -134,7 +136,7 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
                                f" points into {'qualifying' if into.qualifying else 'spendable'}"
                                f" account {into.name!r}")
         policy.rollover_to_id = into.id
-    current = _lock_policy(session, target.id)
+    current = locks.lock_policy(session, target.id)
     if current is not None:
         same = all(getattr(current, name) == getattr(policy, name) for name in (
             "kind", "schedule", "older_than", "rollover_to_id", "snap_to", "fixed_date",
@@ -154,18 +156,11 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
 
 def clear_policy(session: Session, *, account: str) -> dict[str, Any]:
     target = account_by_name(session, account)
-    current = _lock_policy(session, target.id)
+    current = locks.lock_policy(session, target.id)
     if current is not None:
         session.delete(current)
         session.flush()
     return {"account": target.name, "policy": "none", "changed": current is not None}
-
-
-def _lock_policy(session: Session, account_id: int) -> ExpirationPolicy | None:
-    return session.exec(
-        select(ExpirationPolicy).where(col(ExpirationPolicy.account_id) == account_id)
-        .with_for_update().execution_options(populate_existing=True)
-    ).scalar_one_or_none()
 
 
 def account_names(session: Session) -> dict[int, str]:
@@ -302,7 +297,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     """Perform the evaluation of ``account_id`` at ``at`` unless it was performed already.
     ``lock=False`` (dry runs and previews, rolled back) takes no row locks, so a preview never
     blocks or deadlocks the writers it runs next to."""
-    policy = _lock_policy(session, account_id) if lock else session.get(ExpirationPolicy,
+    policy = locks.lock_policy(session, account_id) if lock else session.get(ExpirationPolicy,
                                                                         account_id)
     account = session.get(Account, account_id)
     name = account.name if account else str(account_id)
@@ -322,25 +317,13 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
                " AND created_at <= :widest")
     params = {"account": account_id, "widest": sql.time(widest), "at": sql.time(at)}
     if rollover:
-        _create_balances(sql, holders, rollover, params)
-    if sql.postgres and lock:
-        accounts = ", ".join(str(a) for a in targets)
-        sql.run(f"""WITH locked AS (
-                      SELECT user_id FROM balance WHERE account_id IN ({accounts})
-                        AND user_id IN ({holders})
-                      ORDER BY user_id COLLATE "C", account_id FOR UPDATE)
-                    INSERT INTO pointctl_exp_user SELECT DISTINCT user_id FROM locked""",
-                **params)
-    else:
-        sql.run(f"INSERT INTO pointctl_exp_user {holders}", **params)
+        locks.create_balances_of(session, holders, rollover, params)
+    locks.lock_balances_of(session, holders, targets, params, into="pointctl_exp_user",
+                           lock=lock)
     candidates = _candidate_sql(sql, policy, at, zone, params)
     row = "ROW_NUMBER() OVER (ORDER BY c.lot_id)"
-    if rollover:  # a debit entry in this account and a credit entry in the rollover account
-        columns = (f"c.*, {sql.new_ids('entry', f'2 * {row} - 1')} AS entry_id, "
-                   f"{sql.new_ids('entry', f'2 * {row}')} AS rolled_entry_id, "
-                   f"{sql.new_ids('lot', row)} AS new_lot_id")
-    else:
-        columns = f"c.*, {sql.new_ids('entry', row)} AS entry_id"
+    # a debit entry per lot here; a rollover's credits in the other account come after them
+    columns = f"c.*, {sql.new_ids('entry', row)} AS entry_id"
     sql.run(f"CREATE TEMP TABLE pointctl_exp AS SELECT {columns} FROM ({candidates}) c",
             **params)
     lots, users, points = sql.run("SELECT COUNT(*), COUNT(DISTINCT user_id), "
@@ -350,7 +333,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
         if sql.postgres:
             sql.run("ANALYZE pointctl_exp")
         kind = "rollover" if rollover else "expiration"
-        _write(sql, policy, kind=kind, at=at, now=now, actor=actor, zone=zone)
+        _write(sql, policy, kind=kind, at=at, now=now, actor=actor, zone=zone, lock=lock)
         if rollover:
             outcome.rolled_over = int(points)
         else:
@@ -370,13 +353,6 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     session.add(policy)
     session.flush()
     return outcome
-
-
-def _create_balances(sql: RawSql, holders: str, account_id: int, params: dict[str, Any]) -> None:
-    conflict = "ON CONFLICT DO NOTHING"
-    sql.run(f"INSERT INTO balance (user_id, account_id, debt, created_at) "
-            f"SELECT user_id, {int(account_id)}, 0, :at FROM ({holders}) h "
-            f"WHERE true ORDER BY user_id {conflict}", **params)
 
 
 def candidates_cutoff(policy: ExpirationPolicy, at: datetime, zone: ZoneInfo) -> datetime:
@@ -494,12 +470,12 @@ def _inactivity_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: Z
 
 
 def _write(sql: RawSql, policy: ExpirationPolicy, *, kind: str, at: datetime, now: datetime,
-           actor: str, zone: ZoneInfo) -> None:
+           actor: str, zone: ZoneInfo, lock: bool) -> None:
     """Entries, draws and lot updates for every row of pointctl_exp."""
     local = clock.to_local(at, zone)
     note = f"{policy.kind} evaluation of {local:%Y-%m-%d %H:%M} {zone.key}"
     params = {"account": policy.account_id, "kind": kind, "actor": actor, "at": sql.time(at),
-              "now": sql.time(now), "note": note, "rtype": REFERENCE_TYPES[kind]}
+              "now": sql.time(now), "note": note, "rtype": DEFAULT_REFERENCE_TYPES[kind]}
     entry_columns = ("id, type, user_id, account_id, source_id, points, reference_type, note, "
                      "related_entry_id, written_off, actor, occurred_at, recorded_at")
     sql.run(f"INSERT INTO entry ({entry_columns}) SELECT entry_id, :kind, user_id, :account, "
@@ -508,23 +484,35 @@ def _write(sql: RawSql, policy: ExpirationPolicy, *, kind: str, at: datetime, no
     draw_kind = "rollover" if kind == "rollover" else "expire"
     sql.run("INSERT INTO draw (entry_id, lot_id, kind, points) "
             f"SELECT entry_id, lot_id, '{draw_kind}', points FROM pointctl_exp")
-    bucket = "moved" if kind == "rollover" else "expired"
+    bucket = draws.TAKES[draw_kind]
     sql.run(f"UPDATE lot SET remaining = lot.remaining - e.points, "
             f"{bucket} = lot.{bucket} + e.points FROM pointctl_exp e WHERE lot.id = e.lot_id")
-    if kind != "rollover":
-        return
-    into = sql.session.get(Account, policy.rollover_to_id)
-    assert into is not None
-    available = parse_duration(into.pending_for).add_to(at) if into.pending_for else at
-    params.update({"into": into.id, "available": sql.time(available)})
-    sql.run(f"INSERT INTO entry ({entry_columns}) SELECT rolled_entry_id, :kind, user_id, "
-            ":into, source_id, points, :rtype, :note, entry_id, 0, :actor, :at, :now "
-            "FROM pointctl_exp", **params)
-    sql.run("INSERT INTO lot (id, user_id, account_id, source_id, entry_id, original, spent, "
-            "expired, moved, remaining, created_at, available_at, origin_lot_id) "
-            "SELECT e.new_lot_id, e.user_id, :into, e.source_id, e.rolled_entry_id, e.points, "
-            "0, 0, 0, e.points, :at, :available, COALESCE(l.origin_lot_id, l.id) "
-            "FROM pointctl_exp e JOIN lot l ON l.id = e.lot_id", **params)
+    if kind == "rollover":
+        _roll_over(sql, policy, at=at, actor=actor, note=note, lock=lock)
+
+
+def _roll_over(sql: RawSql, policy: ExpirationPolicy, *, at: datetime, actor: str, note: str,
+               lock: bool) -> None:
+    """The credits of a rollover, through the ledger engine's credit rule (pending delay,
+    debt repaid first), a chunk at a time. A rollover ignores the receiving account's max
+    balance: the points have left the expired lot already and must land somewhere."""
+    from pointctl.services import engine
+
+    assert policy.rollover_to_id is not None
+    options = WriteOptions(actor=actor, at=at)
+    rows = sql.run("SELECT e.entry_id, e.user_id, e.source_id, e.points, "
+                   "COALESCE(l.origin_lot_id, l.id) FROM pointctl_exp e "
+                   "JOIN lot l ON l.id = e.lot_id ORDER BY e.lot_id").all()
+    for start in range(0, len(rows), ROLLOVER_CHUNK):
+        requests: list[engine.Request] = [
+            engine.RolloverRequest(user=user, account_id=policy.rollover_to_id,
+                                   source_id=int(source), points=int(points),
+                                   origin_lot_id=int(origin), debit_entry_id=int(debit),
+                                   note=note, options=options, ignore_max_balance=True)
+            for debit, user, source, points, origin in rows[start:start + ROLLOVER_CHUNK]]
+        for outcome in engine.apply(sql.session, requests, lock=lock):
+            if isinstance(outcome, PointctlError):
+                raise outcome
 
 
 # --- preview --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from pointctl.core import clock
+from pointctl.core import clock, draws
 from pointctl.core.errors import NotFoundError
 from pointctl.db.rawsql import RawSql
 from pointctl.services.writes import clean_user
@@ -29,8 +29,7 @@ def history(session: Session, *, user: str, at: datetime) -> dict[str, Any]:
     params = {"user": user, "at": sql.time(at)}
     pending = {account_id: int(points) for account_id, points in sql.run(
         """SELECT l.account_id, SUM(l.original - COALESCE((
-                  SELECT SUM(CASE d.kind WHEN 'restore' THEN -d.points
-                                         WHEN 'reactivate' THEN 0 ELSE d.points END)
+                  SELECT SUM(""" + draws.taken_sql(kind="d.kind", points="d.points") + """)
                     FROM draw d JOIN entry e ON e.id = d.entry_id
                    WHERE d.lot_id = l.id AND e.occurred_at <= :at), 0))
              FROM lot l

@@ -67,14 +67,6 @@ def flush_unique(session: Session, model: type[Named], name: str) -> None:
         raise RefusedError(f"{_article(kind)} {kind} named {name!r} already exists") from None
 
 
-def lock_sources(session: Session, source_ids: Iterable[int | None]) -> None:
-    """Lock source rows in id order (the fixed order that keeps two commands from deadlocking)."""
-    ids = sorted({source_id for source_id in source_ids if source_id is not None})
-    if ids:
-        session.exec(select(Source.id).where(Source.id.in_(ids)).order_by(Source.id)
-                     .with_for_update()).all()
-
-
 def source_names_by_account(session: Session, account_id: int | None = None
                             ) -> dict[int, list[str]]:
     """Each account's linked source names (one account's, or all), in one query."""

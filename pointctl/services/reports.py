@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from pointctl.core import clock, periods
+from pointctl.core import clock, draws, periods
 from pointctl.core.errors import InvalidInputError
 from pointctl.core.periods import Period
 from pointctl.db.models import Account, Entry, Lot, Source
@@ -100,11 +100,9 @@ def audit(session: Session, *, user: str | None = None, account: str | None = No
 # adjustments, debt repaid; a spend reversal gives back), expired (a reactivation gives back),
 # reversed (an issue taken back). Transfers and rollovers move points between lots of the same
 # source in one moment: no change to what the source owes.
-_DRAW_EFFECTS = """
-    CASE WHEN d.kind IN ('spend', 'adjust', 'repay') THEN d.points
-         WHEN d.kind = 'restore' THEN -d.points ELSE 0 END AS redeemed,
-    CASE WHEN d.kind = 'expire' THEN d.points
-         WHEN d.kind = 'reactivate' THEN -d.points ELSE 0 END AS expired,
+_DRAW_EFFECTS = f"""
+    {draws.bucket_sql("spent", kind="d.kind", points="d.points")} AS redeemed,
+    {draws.bucket_sql("expired", kind="d.kind", points="d.points")} AS expired,
     CASE WHEN d.kind = 'reverse' THEN d.points ELSE 0 END AS reversed"""
 FLOWS = ("issued", "redeemed", "expired", "reversed")
 

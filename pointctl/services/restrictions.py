@@ -15,7 +15,6 @@ without restrictions take no extra lock. SQLite's BEGIN IMMEDIATE serialises all
 
 from __future__ import annotations
 
-import zlib
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -37,6 +36,7 @@ from pointctl.core.errors import (
 )
 from pointctl.core.validation import check_points
 from pointctl.db.models import Entry, Restriction, Source
+from pointctl.services import locks
 from pointctl.services.audit import record_entry
 from pointctl.services.lookup import source_by_name
 
@@ -89,16 +89,6 @@ def has_system_restriction(session: Session, source_id: int) -> bool:
         select(Restriction.id).where(Restriction.source_id == source_id,
                                      col(Restriction.per_customer).is_(False)).limit(1)
     ).first() is not None
-
-
-def lock_customer(session: Session, source_id: int, user: str) -> None:
-    """Serialise issues from one source to one customer (PostgreSQL; SQLite writers are
-    serialised already). Two 32-bit keys: a space apart from pointctl's other advisory lock."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    key = zlib.crc32(user.encode()) - 2**31
-    session.execute(text("SELECT pg_advisory_xact_lock(:source, :user)"),
-                    {"source": source_id % 2**31, "user": key})
 
 
 def allowance(session: Session, restriction: Restriction, *, source_id: int, user: str,
@@ -160,8 +150,7 @@ def lock_for_issues(session: Session, source_id: int, users: Iterable[str], *,
         if any(not r.per_customer for r in rules):
             # added between our look and our lock: start again with the right lock
             raise RetryableConflict("a system restriction was added while issuing; retrying")
-        for user in sorted(set(users)):
-            lock_customer(session, source_id, user)
+        locks.lock_customers(session, ((source_id, user) for user in users))
     return rules
 
 

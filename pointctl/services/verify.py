@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
+from pointctl.core import draws
+
 # points issued from each source (issues and added adjustments), and taken back by reversals
 ISSUED = """(SELECT source_id, SUM(points) AS points FROM entry
            WHERE type IN ('issue', 'adjustment') AND points > 0 GROUP BY source_id)"""
@@ -40,12 +42,9 @@ CHECKS: list[tuple[int, str, str]] = [
                || ', expired ' || l.expired || ' vs ' || COALESCE(d.expired, 0)
         FROM lot l LEFT JOIN (
             SELECT lot_id,
-                   SUM(CASE WHEN kind IN ('spend', 'adjust', 'repay') THEN points
-                            WHEN kind = 'restore' THEN -points ELSE 0 END) AS spent,
-                   SUM(CASE WHEN kind IN ('transfer', 'reverse', 'rollover', 'reactivate')
-                            THEN points ELSE 0 END) AS moved,
-                   SUM(CASE WHEN kind = 'expire' THEN points
-                            WHEN kind = 'reactivate' THEN -points ELSE 0 END) AS expired
+                   SUM(""" + draws.bucket_sql("spent") + """) AS spent,
+                   SUM(""" + draws.bucket_sql("moved") + """) AS moved,
+                   SUM(""" + draws.bucket_sql("expired") + """) AS expired
             FROM draw WHERE lot_id IS NOT NULL GROUP BY lot_id) d ON d.lot_id = l.id
         WHERE l.spent <> COALESCE(d.spent, 0) OR l.moved <> COALESCE(d.moved, 0)
            OR l.expired <> COALESCE(d.expired, 0)"""),

@@ -17,6 +17,9 @@ DEFAULT_REFERENCE_TYPES = {
     "adjust_add": "Manual Point Adjustment (add)",
     "adjust_subtract": "Manual Point Adjustment (subtract)",
     "transfer": "Point Transfer",
+    "reactivation": "Point Reactivation",
+    "expiration": "Point Expiration",
+    "rollover": "Point Rollover",
 }
 MAX_USER_LENGTH = 200
 

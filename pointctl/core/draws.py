@@ -1,0 +1,50 @@
+"""What each kind of draw does to a lot: the one table the engine, expiration and the checks
+read.
+
+A draw takes points out of a lot's ``remaining`` into one of its buckets (``spent``,
+``expired``, ``moved``), or gives points back: a ``restore`` returns spent points to
+``remaining``; a ``reactivate`` turns expired points into moved ones (they live on in a new
+lot). A ``debt`` draw has no lot: it is the part of a debit that became debt.
+"""
+
+from __future__ import annotations
+
+# kind -> (bucket the points leave remaining for, or None), with what it means
+TAKES = {
+    "spend": "spent",  # a redemption
+    "adjust": "spent",  # a manual subtraction
+    "repay": "spent",  # a new lot's points repaying the account's debt
+    "transfer": "moved",  # moved to another account or user (a new lot there)
+    "reverse": "moved",  # an issue taken back to its source
+    "expire": "expired",  # expired by an expiration policy
+    "rollover": "moved",  # expired into the rollover account (a new lot there)
+}
+RESTORES = {"restore": "spent"}  # points back from the bucket into remaining
+SHIFTS = {"reactivate": ("expired", "moved")}  # remaining unchanged
+NO_LOT = frozenset({"debt"})  # a debit's shortfall that became debt
+KINDS = frozenset(TAKES) | frozenset(RESTORES) | frozenset(SHIFTS) | NO_LOT
+
+
+def _case(plus: list[str], minus: list[str], kind: str, points: str) -> str:
+    def listed(kinds: list[str]) -> str:
+        return ", ".join(f"'{k}'" for k in sorted(kinds))
+
+    parts = [f"WHEN {kind} IN ({listed(plus)}) THEN {points}"] if plus else []
+    if minus:
+        parts.append(f"WHEN {kind} IN ({listed(minus)}) THEN -{points}")
+    return f"CASE {' '.join(parts)} ELSE 0 END"
+
+
+def bucket_sql(bucket: str, *, kind: str = "kind", points: str = "points") -> str:
+    """SQL for what a draw adds to its lot's ``bucket`` (spent, expired or moved), from the
+    table above: the reports, ``verify`` and ``history`` read the effects through it."""
+    plus = [k for k, b in TAKES.items() if b == bucket] + \
+        [k for k, (_, to) in SHIFTS.items() if to == bucket]
+    minus = [k for k, b in RESTORES.items() if b == bucket] + \
+        [k for k, (away, _) in SHIFTS.items() if away == bucket]
+    return _case(plus, minus, kind, points)
+
+
+def taken_sql(*, kind: str = "kind", points: str = "points") -> str:
+    """SQL for what a draw takes out of its lot's remaining points (negative: gives back)."""
+    return _case(list(TAKES), list(RESTORES), kind, points)

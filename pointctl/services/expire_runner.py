@@ -1,0 +1,71 @@
+"""Running the due expiration evaluations: what ``pointctl expire run`` does, without Typer.
+
+This module owns the transactions around ``pointctl.services.expiry``: it lists the due
+evaluations in a read, then performs each in its own transaction (a crash loses nothing
+performed; a second run at the same time waits for the policy row and then finds the
+evaluation done, which its outcome reports as not performed). A dry run performs them all in
+one transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from pointctl.services.expiry import Outcome
+
+
+class _DryRun(Exception):
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        self.outcomes = outcomes
+
+
+def run_due(url: str, *, until: datetime | None = None, account: str | None = None,
+            actor: str, dry_run: bool = False,
+            on_progress: Callable[[int, int], None] | None = None,
+            engine: Engine | None = None, read_only: bool = False) -> list[Outcome]:
+    """Perform every evaluation due at or before ``until`` (default: now), oldest first, each
+    as of its scheduled time; only ``account``'s when given. One outcome per evaluation, in
+    order; ``performed`` is False for one that another run performed first.
+
+    ``on_progress(done, total)`` is called with ``done=0`` once the due evaluations are
+    listed, then after each one (not in a dry run). ``engine``: the engine to perform them
+    through, left open; by default one that keeps one connection, disposed at the end.
+    """
+    from pointctl.core import clock
+    from pointctl.db.session import make_engine, run_in_transaction, transaction
+    from pointctl.services import expiry
+
+    until = until or clock.now()
+    if dry_run:
+        try:
+            with transaction(url, write=True, engine=engine, read_only=read_only) as session:
+                raise _DryRun(expiry.simulate(session, until=until, account=account,
+                                              actor=actor, collect_users=False))
+        except _DryRun as done:
+            return done.outcomes
+    plan = run_in_transaction(
+        url, lambda session: expiry.due_evaluations(session, until=until, account=account),
+        write=False, read_only=read_only)
+    own = engine is None
+    pooled = engine or make_engine(url, write=True, keep=True, read_only=read_only)
+    outcomes: list[Outcome] = []
+    if on_progress is not None:
+        on_progress(0, len(plan))
+    try:
+        for due in plan:
+            def work(session: Any, due: Any = due) -> Outcome:
+                return expiry.perform(session, account_id=due.account_id, at=due.at,
+                                      actor=actor)
+
+            outcomes.append(run_in_transaction(url, work, write=True, engine=pooled))
+            if on_progress is not None:
+                on_progress(len(outcomes), len(plan))
+    finally:
+        if own:
+            pooled.dispose()
+    return outcomes
