@@ -7,13 +7,16 @@ malformed line in the rejects file and applies nothing (``InvalidInputError``, e
 second applies the operations in chunks, one transaction each (retried when it loses a race),
 through one pooled connection; refused operations go to the rejects file with their line
 numbers and do not stop the run. A dry run applies every chunk in one transaction that is
-rolled back.
+rolled back. The first pass spools what it checked to a temporary file, which the second reads
+back a chunk at a time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,7 +58,7 @@ def run_file(path: str | os.PathLike[str], *, url: str, actor: str, fmt: str | N
     ``fmt`` is ``jsonl`` or ``csv`` (default: from the file's extension); ``rejects_path``
     defaults to ``PATH.rejects.jsonl`` and is replaced on every run (removed when nothing was
     refused). ``on_progress(done, total)`` is called with ``done=0`` once every line is
-    checked, then after each chunk. The file is read twice, so it must be a real file.
+    checked, then after each chunk. ``path`` must be a real file (not a pipe).
     """
     from pointctl.services import batch as service
 
@@ -69,10 +72,12 @@ def run_file(path: str | os.PathLike[str], *, url: str, actor: str, fmt: str | N
         raise InvalidInputError(f"cannot read {name!r}: no such file")
     writer = _Rejects(rejects_file)
     try:
-        lines = _check_all(name, fmt, writer)
-        applied, replayed = _apply_all(name, fmt, chunk_size, lines, writer, dry_run=dry_run,
-                                       url=url, actor=actor, read_only=read_only,
-                                       on_progress=on_progress)
+        with tempfile.TemporaryFile(prefix="pointctl-batch-") as spool:
+            lines = _check_all(name, fmt, writer, spool, chunk_size)
+            spool.seek(0)
+            applied, replayed = _apply_all(spool, chunk_size, lines, writer, dry_run=dry_run,
+                                           url=url, actor=actor, read_only=read_only,
+                                           on_progress=on_progress)
     finally:
         writer.close()
     refused = writer.count
@@ -106,17 +111,23 @@ class _Rejects:
             self.stream.close()
 
 
-def _check_all(path: str, fmt: str, rejects: _Rejects) -> int:
-    """Pass 1: every line checked; any malformed line ends the run with exit 2."""
+def _check_all(path: str, fmt: str, rejects: _Rejects, spool: IO[bytes], size: int) -> int:
+    """Pass 1: every line checked; any malformed line ends the run with exit 2. The checked
+    operations are spooled to ``spool`` a chunk at a time, so the applying pass neither reads
+    nor checks the file again and memory stays flat."""
     from pointctl.services import batch as service
 
     lines, shown = 0, list[str]()
+    chunk: list[Any] = []
     try:
         with _open(path) as stream:
             for number, raw in service.read(stream, fmt):
                 lines += 1
                 try:
-                    service.check(number, raw, fmt)
+                    chunk.append(service.check(number, raw, fmt))
+                    if len(chunk) == size:
+                        pickle.dump(chunk, spool, protocol=pickle.HIGHEST_PROTOCOL)
+                        chunk = []
                 except service.LineError as error:
                     rejects.write(error.line, error.reason, 2, error.raw)
                     if len(shown) < SHOWN_ERRORS:
@@ -129,6 +140,8 @@ def _check_all(path: str, fmt: str, rejects: _Rejects) -> int:
                                 f"{error.start}") from None
     except OSError as error:
         raise InvalidInputError(f"cannot read {path!r}: {error.strerror}") from None
+    if chunk:
+        pickle.dump(chunk, spool, protocol=pickle.HIGHEST_PROTOCOL)
     if rejects.count:
         more = f" (and {rejects.count - len(shown)} more)" if rejects.count > len(shown) else ""
         raise InvalidInputError(
@@ -137,21 +150,17 @@ def _check_all(path: str, fmt: str, rejects: _Rejects) -> int:
     return lines
 
 
-def _chunks(path: str, fmt: str, size: int) -> Iterator[list[Any]]:
-    from pointctl.services import batch as service
-
-    chunk: list[Any] = []
-    with _open(path) as stream:
-        for number, raw in service.read(stream, fmt):
-            chunk.append(service.check(number, raw, fmt))
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+def _chunks(spool: IO[bytes]) -> Iterator[list[Any]]:
+    """The chunks of checked operations the first pass spooled (our own file: pickle is safe
+    here)."""
+    while True:
+        try:
+            yield pickle.load(spool)
+        except EOFError:
+            return
 
 
-def _apply_all(path: str, fmt: str, size: int, lines: int, rejects: _Rejects, *,
+def _apply_all(spool: IO[bytes], size: int, lines: int, rejects: _Rejects, *,
                dry_run: bool, url: str, actor: str, read_only: bool,
                on_progress: Callable[[int, int], None] | None) -> tuple[int, int]:
     """Pass 2: chunk by chunk, one transaction each (a dry run: one transaction, rolled back).
@@ -180,13 +189,13 @@ def _apply_all(path: str, fmt: str, size: int, lines: int, rejects: _Rejects, *,
         if dry_run:
             try:
                 with transaction(url, write=True, engine=engine) as session:
-                    for chunk in _chunks(path, fmt, size):
+                    for chunk in _chunks(spool):
                         tally(chunk, service.apply_chunk(session, chunk, actor=actor))
                     raise _DryRun
             except _DryRun:
                 pass
         else:
-            for chunk in _chunks(path, fmt, size):
+            for chunk in _chunks(spool):
                 def work(session: Any, chunk: list[Any] = chunk) -> list[Any]:
                     return service.apply_chunk(session, chunk, actor=actor)
 

@@ -366,8 +366,8 @@ class _Chunk:
         self.now = clock.now()
         self.decided = 0
         # times as the database stores them (psycopg: datetimes; SQLite: SQLAlchemy's text)
-        self.stored: Any = (lambda moment: moment) if self.postgres else \
-            (lambda moment: moment.isoformat(" ", "microseconds"))
+        self.stored: Any = (lambda moment: moment) if self.postgres else self._text_time
+        self._texts: dict[datetime, str] = {}
         self.moment: Any = (lambda stored: stored) if self.postgres else datetime.fromisoformat
         self.ids = {table: _Ids(self, table) for table in ("entry", "lot", "draw", "activity")}
         self.pairs: dict[Pair, _Pair] = {}
@@ -393,6 +393,13 @@ class _Chunk:
         self.expired: dict[Pair, list[tuple[datetime, _Draw]]] = {}  # expire draws
         self.created: set[Pair] = set()  # balance rows created by this chunk
         self.used: set[Pair] = set()  # balance rows an applied request needed
+
+    def _text_time(self, moment: datetime) -> str:
+        """SQLite's text form of a time (most requests of a chunk share a few moments)."""
+        text = self._texts.get(moment)
+        if text is None:
+            text = self._texts[moment] = moment.isoformat(" ", "microseconds")
+        return text
 
     def run(self) -> list[Outcome]:
         ops = self._check()
