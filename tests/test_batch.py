@@ -374,3 +374,26 @@ def _without_ids(value: Any) -> Any:
     if isinstance(value, list):
         return repr([_without_ids(v) for v in value])
     return value
+
+
+def test_reversing_an_entry_of_the_same_chunk_that_is_no_issue_says_what_it_is(
+        program: Cli, tmp_path: Path) -> None:
+    engine = create_engine(parse_url(program.url), poolclass=NullPool)
+    with engine.connect() as connection:
+        last = int(connection.execute(text("SELECT coalesce(max(id), 0) FROM entry"))
+                   .scalar_one())
+    engine.dispose()
+    # ids are the next ones on both databases (a chunk takes them in order, one by one here)
+    path = write_jsonl(tmp_path / "ops.jsonl", [
+        {"op": "issue", "user": "u1", "points": 50, "source": "Base", "account": "Core"},
+        {"op": "transfer", "user": "u1", "points": 5, "account": "Core", "to_account": "Core",
+         "to_user": "u2"},
+        {"op": "reverse", "entry": last + 2},
+        {"op": "reverse", "entry": last + 1, "points": 10}])
+    result = program("batch", str(path), "--format", "json")
+    assert result.exit_code == 1
+    (reject,) = [json.loads(line) for line in Path(f"{path}.rejects.jsonl").read_text()
+                 .splitlines()]
+    assert (reject["line"], reject["exit_code"]) == (3, 1)
+    assert reject["error"] == (f"entry {last + 2} is a transfer; only issues and spends can be "
+                               "reversed")

@@ -126,7 +126,7 @@ def _check_all(path: str, fmt: str, rejects: _Rejects, spool: IO[bytes], size: i
                 try:
                     chunk.append(service.check(number, raw, fmt))
                     if len(chunk) == size:
-                        pickle.dump(chunk, spool, protocol=pickle.HIGHEST_PROTOCOL)
+                        _spool(spool, chunk)
                         chunk = []
                 except service.LineError as error:
                     rejects.write(error.line, error.reason, 2, error.raw)
@@ -141,7 +141,7 @@ def _check_all(path: str, fmt: str, rejects: _Rejects, spool: IO[bytes], size: i
     except OSError as error:
         raise InvalidInputError(f"cannot read {path!r}: {error.strerror}") from None
     if chunk:
-        pickle.dump(chunk, spool, protocol=pickle.HIGHEST_PROTOCOL)
+        _spool(spool, chunk)
     if rejects.count:
         more = f" (and {rejects.count - len(shown)} more)" if rejects.count > len(shown) else ""
         raise InvalidInputError(
@@ -150,14 +150,23 @@ def _check_all(path: str, fmt: str, rejects: _Rejects, spool: IO[bytes], size: i
     return lines
 
 
+def _spool(spool: IO[bytes], chunk: list[Any]) -> None:
+    # plain tuples: they pickle several times faster than the dataclasses
+    pickle.dump([(op.line, op.op, op.fields, op.at) for op in chunk], spool,
+                protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _chunks(spool: IO[bytes]) -> Iterator[list[Any]]:
     """The chunks of checked operations the first pass spooled (our own file: pickle is safe
     here)."""
+    from pointctl.services.batch import Op
+
     while True:
         try:
-            yield pickle.load(spool)
+            rows = pickle.load(spool)
         except EOFError:
             return
+        yield [Op(*row) for row in rows]
 
 
 def _apply_all(spool: IO[bytes], size: int, lines: int, rejects: _Rejects, *,

@@ -720,7 +720,9 @@ class _Chunk:
             if issue_sources[source_id]:
                 users = (op.user for op in ops if op.error is None and op.source is not None
                          and op.source.id == source_id)
-                exclusive = source_id in system or self.sources[source_id].inventory is not None
+                # the lock taken decides, as read before taking it (not the inventory read under
+                # the lock, which an administrator may have changed in between)
+                exclusive = source_id in system or source_id in limited
                 self.rules[source_id] = restrictions.lock_for_issues(
                     self.session, source_id, users, exclusive=exclusive)
 
@@ -898,10 +900,9 @@ class _Chunk:
                        options.reference_type or reference_type, note, related, written_off,
                        options.actor, op.moment)
         self.entries.append(entry)
-        if entry.type in ("issue", "spend"):
-            self.targets[entry.id] = entry
-            if entry.reference_id is not None:
-                self.by_reference[entry.reference_id].append(entry)
+        self.targets[entry.id] = entry  # a reversal by id says what it is, if not reversible
+        if entry.type in ("issue", "spend") and entry.reference_id is not None:
+            self.by_reference[entry.reference_id].append(entry)
         return entry
 
     def _draw(self, entry: _Entry, lot: _Lot | None, kind: str, points: int,
