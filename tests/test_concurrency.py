@@ -122,7 +122,7 @@ def test_parallel_replays_of_one_idempotency_key_apply_once(cli: Cli) -> None:
     assert cli.json("balance", "u1")["accounts"][0]["balance"] == 10
 
 
-# --- restrictions (SPEC §5): parallel issues never exceed a limit together -----------------
+# --- restrictions: parallel issues never exceed a limit together -----------------
 
 def _balances(cli: Cli, users: list[str]) -> int:
     total = 0

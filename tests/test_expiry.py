@@ -1,4 +1,4 @@
-"""Expiration (SPEC §6): every policy with exact numbers, schedules across DST, late runs, dry
+"""Expiration: every policy with exact numbers, schedules across DST, late runs, dry
 runs, preview, status, reactivation and bad input, on SQLite and PostgreSQL."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reports (SPEC §8): audit filters and search, liability (cohort and daily), the point-source
+"""Reports: audit filters and search, liability (cohort and daily), the point-source
 report with chart, export and e-mail, and the shared date filters, on SQLite and PostgreSQL."""
 
 from __future__ import annotations

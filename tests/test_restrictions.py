@@ -1,4 +1,4 @@
-"""Restrictions (SPEC §5) through the command line, on SQLite and PostgreSQL."""
+"""Restrictions through the command line, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

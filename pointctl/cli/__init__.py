@@ -1,6 +1,7 @@
 """The root ``pointctl`` command: global options and the mapping of errors to exit codes.
 
-Every failure ends as one ``Error: ...`` line on stderr and the exit code of SPEC.md §9
+Every failure ends as one ``Error: ...`` line on stderr and its documented exit
+code (README: Exit codes and errors)
 (0 done, 1 refused, 2 invalid input, 3 not found, 4 database unavailable or schema not
 upgraded); ``--debug`` shows the traceback instead.
 """

@@ -1,4 +1,4 @@
-"""``pointctl accounts ...``: point accounts (SPEC §3)."""
+"""``pointctl accounts ...``: point accounts."""
 
 from __future__ import annotations
 
@@ -239,7 +239,7 @@ def expiration(
         "(comma-separated or repeated; default issue,spend).")] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Set the account's one expiration policy (SPEC §6), replacing any other."""
+    """Set the account's one expiration policy, replacing any other."""
     from pointctl.services import expiry
 
     chosen = [flag for flag, on in (("--rolling", rolling), ("--fixed-date", fixed_date),

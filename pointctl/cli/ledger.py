@@ -1,7 +1,7 @@
 """Ledger commands at the top level: issue, spend, reverse, adjust, transfer, reactivate,
 balance, activity.
 
-Each is one service call in one transaction, then rendering (SPEC §7).
+Each is one service call in one transaction, then rendering.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ IdempotencyKeyOption = Annotated[str | None, typer.Option(
 AtOption = Annotated[str | None, typer.Option(
     "--at", metavar="TIME", help="When it happened (ISO-8601; default now).")]
 
-# the date filters every report shares (SPEC §8); resolved by cli.report.period()
+# the date filters every report shares; resolved by cli.report.period()
 LastOption = Annotated[str | None, typer.Option(
     "--last", metavar="DAYS", help="The last N days up to today, today included: 7d, 30d, 4w, "
     "3mo.", rich_help_panel="Period (program time zone, whole days)")]

@@ -1,6 +1,6 @@
 """Rows and records -> a Rich table, one JSON document, or CSV on stdout; messages on stderr.
 
-Defined once and shared by every data command (STYLE habit 6).
+Defined once and shared by every data command.
 """
 
 from __future__ import annotations

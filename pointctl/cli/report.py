@@ -216,7 +216,7 @@ def _export_bytes(found: dict[str, Any], suffix: str) -> bytes:
 
 
 def verify(fmt: FormatOption = OutputFormat.table) -> None:
-    """Check every ledger rule (SPEC §2); exit 1 listing each violation."""
+    """Check every ledger rule; exit 1 listing each violation."""
     from pointctl.services.verify import verify as run_verify
 
     result = state.call(run_verify, write=False)

@@ -1,4 +1,4 @@
-"""``pointctl restrictions ...``: frequency limits on sources (SPEC §5)."""
+"""``pointctl restrictions ...``: frequency limits on sources."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``pointctl sources ...``: point sources, their status machine and inventory (SPEC §4)."""
+"""``pointctl sources ...``: point sources, their status machine and inventory."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The one error hierarchy that crosses the service/CLI boundary.
 
-Every error carries the exit code of SPEC.md §9; the CLI prints ``Error: <message>`` and exits
+Every error carries its documented exit code (README: Exit codes and errors); the CLI prints
+``Error: <message>`` and exits
 with it.
 """
 

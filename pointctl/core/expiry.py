@@ -1,4 +1,4 @@
-"""Expiry arithmetic without a database (SPEC §6): the cut-off instants of an evaluation.
+"""Expiry arithmetic without a database: the cut-off instants of an evaluation.
 
 An evaluation at E expires the lots created at or before a cut-off:
 

@@ -1,4 +1,4 @@
-"""The date filters every report shares (SPEC §8): ``--last 7d``, ``--this-month``,
+"""The date filters every report shares: ``--last 7d``, ``--this-month``,
 ``--last-month``, ``--from DATE --to DATE``. A period is whole days, inclusive, in the program
 time zone; ``bounds`` turns it into the UTC instants the database compares with.
 

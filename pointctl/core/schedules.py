@@ -1,4 +1,4 @@
-"""Expiration schedules (SPEC §6.1): when evaluations happen.
+"""Expiration schedules: when evaluations happen.
 
 Forms: ``daily``, ``daily at 03:00``, ``weekly on monday``, ``every 4 weeks on monday``,
 ``monthly on 1`` (or ``on last``), ``every 3 months on 15``, ``yearly on 12-31``, each with an

@@ -6,7 +6,7 @@ import unicodedata
 
 from pointctl.core.errors import InvalidInputError
 
-MAX_POINTS = 2**63 - 1  # points are 64-bit integers (SPEC §2 rule 1)
+MAX_POINTS = 2**63 - 1  # points are 64-bit integers
 MAX_NAME_LENGTH = 100
 
 

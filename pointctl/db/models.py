@@ -48,7 +48,7 @@ class Account(SQLModel, table=True):
     pending_for: str | None = Field(default=None, sa_type=String(32), nullable=True)
     created_at: datetime = Field(sa_type=UtcTime, nullable=False)
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
-    # SPEC §6.6: points expired within this window may be reactivated (NULL: not allowed)
+    # points expired within this window may be reactivated (NULL: not allowed)
     reactivation_window: str | None = Field(default=None, sa_type=String(32), nullable=True)
     reactivation_min_points: int | None = Field(default=None, sa_type=BigInteger,
                                                 nullable=True)
@@ -65,7 +65,7 @@ class Setting(SQLModel, table=True):
 
 
 class ExpirationPolicy(SQLModel, table=True):
-    """The one expiration policy of an account (SPEC §6): a schedule and a rule.
+    """The one expiration policy of an account: a schedule and a rule.
 
     ``kind`` is rolling, fixed-date or inactivity; the columns of the other kinds are NULL.
     ``last_evaluated_at`` is the latest evaluation performed; evaluations are due at the
@@ -122,14 +122,14 @@ class Source(SQLModel, table=True):
     name: str = Field(sa_type=String(100), nullable=False)
     name_key: str = Field(sa_type=String(100), nullable=False, unique=True)
     status: str = Field(default="active", sa_type=String(16), nullable=False)
-    # NULL means unlimited; an unlimited source stays unlimited (SPEC §4).
+    # NULL means unlimited; an unlimited source stays unlimited.
     inventory: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
     created_at: datetime = Field(sa_type=UtcTime, nullable=False)
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
 class Restriction(SQLModel, table=True):
-    """A frequency limit on a source (SPEC §5): at most ``max_points`` issued in any rolling
+    """A frequency limit on a source: at most ``max_points`` issued in any rolling
     window of ``per``, to each customer (``per_customer``) or to all together."""
 
     __tablename__ = "restriction"
@@ -159,7 +159,7 @@ class AccountSource(SQLModel, table=True):
 
 
 class Entry(SQLModel, table=True):
-    """One row of the append-only audit log (SPEC §2 rule 6)."""
+    """One row of the append-only audit log."""
 
     __tablename__ = "entry"
     __table_args__ = (
@@ -168,7 +168,7 @@ class Entry(SQLModel, table=True):
         Index("ix_entry_reference_id", "reference_id"),
         Index("ix_entry_related_entry_id", "related_entry_id"),
         Index("ix_entry_occurred_at", "occurred_at"),
-        # the window sums of restrictions (SPEC §5): index-only range scans over issues
+        # the window sums of restrictions: index-only range scans over issues
         Index("ix_entry_issue_source_time", "source_id", "occurred_at", "points",
               sqlite_where=ISSUES_ONLY, postgresql_where=ISSUES_ONLY),
         Index("ix_entry_issue_source_user_time", "source_id", "user_id", "occurred_at",
@@ -203,7 +203,7 @@ class Entry(SQLModel, table=True):
 
 
 class Balance(SQLModel, table=True):
-    """One user's standing in one account: the row writers lock (STYLE habit 3).
+    """One user's standing in one account: the row writers lock.
 
     The balance itself is the sum of the lots' remaining points minus ``debt``; it is not
     cached, so there is nothing here that could drift from the lots.
@@ -222,7 +222,7 @@ class Balance(SQLModel, table=True):
 class Lot(SQLModel, table=True):
     """The points of one credit into one user's account, and what became of them.
 
-    original = spent + expired + moved + remaining (SPEC §2 rule 2).
+    original = spent + expired + moved + remaining.
     """
 
     __tablename__ = "lot"

@@ -1,4 +1,4 @@
-"""Point accounts (SPEC §3): create, list, show, edit, activate, deactivate."""
+"""Point accounts: create, list, show, edit, activate, deactivate."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Expiration (SPEC §6): account policies, the evaluations ``expire run`` performs, their record,
+"""Expiration: account policies, the evaluations ``expire run`` performs, their record,
 status and preview.
 
-An evaluation is a handful of set-based statements (STYLE habit 4), whatever the number of
+An evaluation is a handful of set-based statements, whatever the number of
 lots: the candidate lots and what each loses go into a temporary table, from which one
 INSERT ... SELECT writes the entries, one the draws, one UPDATE ... FROM the lots (and, for a
 rollover, one INSERT ... SELECT the new lots). Each (account, evaluation time) is performed

@@ -1,4 +1,4 @@
-"""Reactivation (SPEC §6.6, Siebel "Reactivation Enabled"): points that expired within an
+"""Reactivation: points that expired within an
 account's window become a new lot again, each expired point at most once, never in a tier
 qualifying account.
 

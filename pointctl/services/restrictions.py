@@ -1,4 +1,4 @@
-"""Restrictions (SPEC §5): at most ``max_points`` issued from a source in any rolling window,
+"""Restrictions: at most ``max_points`` issued from a source in any rolling window,
 to each customer or to all customers together.
 
 What counts: the points of ``issue`` entries from the source whose time (``occurred_at``, the

@@ -1,4 +1,4 @@
-"""Program settings (``config set KEY VALUE``): the program time zone (SPEC §6.1, §9)."""
+"""Program settings (``config set KEY VALUE``): the program time zone."""
 
 from __future__ import annotations
 

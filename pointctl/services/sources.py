@@ -1,4 +1,4 @@
-"""Point sources (SPEC §4): create, list, show, edit, the status machine, and inventory.
+"""Point sources: create, list, show, edit, the status machine, and inventory.
 
 Every inventory change (initial inventory, adjustment, expiry at archive) is an audit entry of
 type ``inventory`` whose points are the signed change.

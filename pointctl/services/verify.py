@@ -1,6 +1,7 @@
-"""``pointctl verify``: every ledger rule of SPEC §2, checked set-based over the whole database.
+"""``pointctl verify``: every ledger rule (non-negative parts, lots that add up, balances that
+match their entries, inventories, the append-only log), checked set-based over the whole database.
 
-Violations are collected as data (STYLE habit 11), one row per broken rule and subject.
+Violations are collected as data, one row per broken rule and subject.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What every ledger write shares (SPEC §7): its options, default reference types and the
+"""What every ledger write shares: its options, default reference types and the
 check of a user id."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ MAX_USER_LENGTH = 200
 
 @dataclass(frozen=True)
 class WriteOptions:
-    """What every write accepts (SPEC §7): references, idempotency, time and actor."""
+    """What every write accepts: references, idempotency, time and actor."""
 
     actor: str
     at: datetime | None = None
@@ -57,7 +57,7 @@ def clean_user(user: str, *, what: str = "user") -> str:
 
 
 def clean_event(event: str, *, what: str = "event") -> str:
-    """An activity event name (SPEC §6.4): a short lower-case word such as login."""
+    """An activity event name: a short lower-case word such as login."""
     cleaned = (event or "").strip().lower()
     if not cleaned or len(cleaned) > 50 or not all(ch.isalnum() or ch in "-_." for ch in cleaned):
         raise InvalidInputError(f"invalid {what} {cleaned!r}: use a short word such as login or "

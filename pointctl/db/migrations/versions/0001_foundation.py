@@ -90,7 +90,7 @@ def upgrade() -> None:
 
 
 def _make_entries_append_only() -> None:
-    """SPEC §2 rule 6: the database itself refuses to rewrite or delete an audit entry."""
+    """Entries are append-only: the database refuses to rewrite or delete an audit entry."""
     if op.get_bind().dialect.name == "sqlite":
         for action in ("UPDATE", "DELETE"):
             op.execute(
