@@ -17,7 +17,8 @@ def test_create_and_show(cli: Cli) -> None:
     assert account == {
         "id": 1, "name": "Spendable - Core", "group": "Spendable Point Balance",
         "status": "active", "default": True, "allow_negative": True, "max_balance": 50000,
-        "qualifying": False, "pending_for": "30d", "expiration": "never", "reactivation": "off",
+        "qualifying": False, "pending_for": "30d", "qualifying_weight": None,
+        "non_qualifying_weight": None, "expiration": "never", "reactivation": "off",
         "sources": [], "source_count": 0,
         "created_at": "2026-03-01T09:00:00Z", "updated_at": "2026-03-01T09:00:00Z",
     }
@@ -122,7 +123,7 @@ def test_link_only_active_sources(cli: Cli) -> None:
         (["accounts", "create", "x" * 101], 2, "at most 100"),
         (["accounts", "create", "CORE"], 1, "an account named 'CORE' already exists (as 'Core')"),
         (["accounts", "create", "Q", "--qualifying", "--default"], 2,
-         "cannot be both default and qualifying"),
+         "cannot be a default account"),
         (["accounts", "create", "M", "--max-balance", "-1"], 2, "--max-balance must be positive"),
         (["accounts", "create", "M", "--max-balance", "0"], 2, "--max-balance must be positive"),
         (["accounts", "create", "M", "--max-balance", "1.5"], 2,
@@ -137,9 +138,19 @@ def test_link_only_active_sources(cli: Cli) -> None:
         (["accounts", "edit", "Core"], 2, "nothing to change"),
         (["accounts", "edit", "Core", "--group", "G", "--no-group"], 2, "cannot be used together"),
         (["accounts", "edit", "Core", "--default", "--qualifying"], 2,
-         "cannot be both default and qualifying"),
+         "cannot be a default account"),
         (["accounts", "edit", "Core", "--name", "core2", "--max-balance", "-5"], 2,
          "--max-balance must be positive"),
+        (["accounts", "create", "T", "--qualifying", "--pending-for", "30d"], 2,
+         "account 'T': a tier qualifying account cannot hold points pending"),
+        (["accounts", "edit", "Core", "--qualifying", "--pending-for", "1d"], 2,
+         "cannot hold points pending"),
+        (["accounts", "create", "W", "--qualifying-weight", "-1"], 2,
+         "--qualifying-weight must be a whole number from 0 to 2,147,483,647"),
+        (["accounts", "edit", "Core", "--non-qualifying-weight", "2147483648"], 2,
+         "--non-qualifying-weight must be a whole number from 0"),
+        (["accounts", "edit", "Core", "--qualifying-weight", "2", "--no-qualifying-weight"], 2,
+         "cannot be used together"),
         (["accounts", "deactivate", "Nope"], 3, "no account named 'Nope'"),
         (["accounts", "list", "--status", "gone"], 2, "Invalid value for '--status'"),
         (["accounts", "list", "--sort", "size"], 2, "Invalid value for '--sort'"),
@@ -158,3 +169,39 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert message in result.error
     assert "Traceback" not in result.stderr
     assert snapshot(cli.url) == before
+
+
+def test_qualifying_accounts_weights_and_transfers_into_them(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Core", "--default", "--pending-for", "7d")
+    cli.ok("accounts", "create", "Tier", "--qualifying", "--qualifying-weight", "3",
+           "--non-qualifying-weight", "0")
+    tier = cli.json("accounts", "show", "tier")
+    assert (tier["qualifying_weight"], tier["non_qualifying_weight"]) == (3, 0)
+    table = cli.ok("accounts", "show", "Tier").stdout
+    assert "qualifying weight" in table and "non-qualifying weight" in table
+    # a qualifying account never holds points pending, nor does a pending account qualify
+    assert cli("accounts", "edit", "Core", "--qualifying").exit_code == 2
+    cli.ok("accounts", "edit", "Tier", "--no-qualifying-weight", "--non-qualifying-weight", "5")
+    tier = cli.json("accounts", "show", "Tier")
+    assert (tier["qualifying_weight"], tier["non_qualifying_weight"]) == (None, 5)
+    # spendable points never move into a tier account
+    cli.ok("sources", "create", "Base", "--link", "Core", "--link", "Tier")
+    cli.ok("issue", "ann", "100", "--source", "Base", "--account", "Core",
+           env={"POINTCTL_NOW": "2026-03-01T00:00:00Z"})
+    before = snapshot(cli.url)
+    refused = cli("transfer", "ann", "10", "--from", "Core", "--to", "Tier",
+                  env={"POINTCTL_NOW": "2026-03-10T00:00:00Z"})
+    assert refused.exit_code == 1
+    assert refused.error == ("Error: account 'Tier' is tier qualifying; spendable points from "
+                             "'Core' cannot be moved into it (qualifying points are earned, "
+                             "not transferred)")
+    assert snapshot(cli.url) == before
+
+
+def test_accrual_and_redemption_are_the_issue_and_spend_events(cli: Cli) -> None:
+    from tests.test_expiry import query
+
+    cli.ok("accounts", "create", "Core")
+    cli.ok("accounts", "expiration", "Core", "--inactivity", "--inactive-for", "90d",
+           "--activity", "Accrual,redemption", "--activity", "login")
+    assert query(cli.url, "SELECT activity FROM expiration_policy") == [("issue,spend,login",)]

@@ -322,6 +322,31 @@ def test_dry_run_and_preview_change_nothing(cli: Cli) -> None:
                env=at(t0)).exit_code == 3
 
 
+def test_account_filters_are_repeatable(cli: Cli) -> None:
+    t0 = "2026-03-01T00:00:00Z"
+    for name in ("Core", "Promo", "Bonus"):
+        ok(cli, t0, "accounts", "create", name)
+    ok(cli, t0, "sources", "create", "Base")
+    for name in ("Core", "Promo", "Bonus"):
+        ok(cli, t0, "issue", "ann", "10", "--source", "Base", "--account", name)
+    ok(cli, t0, "accounts", "expiration", "Core", "--rolling", "--older-than", "30d")
+    ok(cli, t0, "accounts", "expiration", "Promo", "--rolling", "--older-than", "10d")
+    when = "2026-04-15T00:00:00Z"
+    status = ok(cli, when, "expire", "status", "-a", "promo", "--account", "Core")
+    assert [row["account"] for row in status] == ["Core", "Promo"]
+    preview = ok(cli, "2026-03-05T00:00:00Z", "expire", "preview", "--within", "40d",
+                 "-a", "Promo", "-a", "Core")
+    assert [(r["account"], r["expires"]) for r in preview] == [("Promo", 10), ("Core", 10)]
+    before = snapshot(cli.url)
+    refused = cli("expire", "run", "-a", "Core", "-a", "Bonus", env=at(when))
+    assert refused.exit_code == 1
+    assert "account 'Bonus' has no expiration policy" in refused.stderr
+    assert snapshot(cli.url) == before
+    assert set(run(cli, when, "--dry-run", "-a", "Core", "-a", "Promo")) == {"Core", "Promo"}
+    assert set(run(cli, when, "-a", "Promo")) == {"Promo"}
+    assert balance(cli, "ann", when) == {"Core": 10, "Promo": 0, "Bonus": 10}
+
+
 def test_two_runs_at_once_expire_each_lot_once(cli: Cli, tmp_path: Any,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.test_concurrency import run_workers

@@ -209,12 +209,15 @@ def test_status_links_and_renames_apply_in_an_order_that_works(cli: Cli, twin_ur
 def test_values_that_mean_the_same_settle_and_impossible_ones_are_listed(
         cli: Cli, tmp_path: Path) -> None:
     same = write(tmp_path, "same.toml", '[[accounts]]\nname = "Core"\ngroup = " G "\n'
+                 'qualifying_weight = 2\nnon_qualifying_weight = 0\n'
                  '[accounts.expiration]\ntype = "inactivity"\ninactive_for = "1y"\n'
-                 'activity = ["Login", "issue,spend", "login"]\n')
+                 'activity = ["Login", "issue,spend", "login", "accrual", "Redemption"]\n')
     apply(cli, same)
     assert apply(cli, same)["changed"] == 0
-    assert 'activity = [\n    "login",\n    "issue",\n    "spend",\n]' in \
-        cli.ok("config", "export").stdout
+    exported = cli.ok("config", "export").stdout
+    # accrual and redemption are the built-in issue and spend events
+    assert 'activity = [\n    "login",\n    "issue",\n    "spend",\n]' in exported
+    assert "qualifying_weight = 2\nnon_qualifying_weight = 0\n" in exported
     before = snapshot(cli.url)
     bad = write(tmp_path, "bad.toml", '''[[accounts]]
 name = "Q"
@@ -232,6 +235,9 @@ min_points = 99999999999999999999
 
 [[accounts]]
 name = "R"
+qualifying = true
+pending_for = "30d"
+qualifying_weight = -3
 [accounts.expiration]
 type = "fixed-date"
 date = "1231"
@@ -265,6 +271,8 @@ per = "1 day"
                  "accounts[0].reactivation: a tier qualifying account's points cannot",
                  "accounts[0].reactivation.min_points: must be between 1 and",
                  "accounts[1].expiration.date: invalid date '1231'",
+                 "accounts[1].pending_for: a tier qualifying account cannot hold points",
+                 "accounts[1].qualifying_weight: qualifying_weight must be a whole number",
                  "accounts[2].expiration.snap_to: expected month, quarter, year, anniversary",
                  "accounts[2].expiration.rollover_to: expected an account name",
                  "sources[0].accounts: an account is listed twice",

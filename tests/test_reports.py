@@ -100,6 +100,19 @@ def test_audit_columns_filters_and_what_became_of_each_credit(cli: Cli) -> None:
         (9, "reversal", "cy", -15), (8, "issue", "cy", 40)]
     assert brief(audit(cli, "--user", "ann", "--type", "issue", "--source", "Base")) == [
         (1, "issue", "ann", 100)]
+    # repeated --account / --source mean "any of these", newest first as always
+    escrow, promo = audit(cli, "--account", "Escrow"), audit(cli, "--account", "Promo")
+    both = audit(cli, "--account", "Escrow", "-a", "promo", "--account", "ESCROW")
+    assert sorted(brief(both)) == sorted(brief(escrow) + brief(promo)) and len(both) == 6
+    assert [r["time"] for r in both] == sorted((r["time"] for r in both), reverse=True)
+    two = audit(cli, "--source", "Partner", "--source", "Base", "--user", "ann")
+    assert sorted(brief(two)) == sorted(
+        brief(audit(cli, "--source", "Partner", "--user", "ann"))
+        + brief(audit(cli, "--source", "Base", "--user", "ann")))
+    assert {2, 1} <= {r["id"] for r in two} and {r["source"] for r in two} == {"Base", "Partner"}
+    refused = cli("report", "audit", "--source", "Base", "--source", "Nope",
+                  env=at("2026-03-25T00:00:00Z"))
+    assert refused.exit_code == 3 and "no source named 'Nope'" in refused.stderr
     # every column of the table
     table = cli.ok("report", "audit", "--user", "dan", env=at("2026-03-25T00:00:00Z")).stdout
     for header in ("id", "user", "account", "source", "type", "reference id", "reference type",

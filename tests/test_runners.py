@@ -84,7 +84,7 @@ def test_batch_and_expire_runners_from_python(db_url: str, tmp_path: Path,
     engine = make_engine(db_url, write=True, keep=True)
     progress.clear()
     try:
-        assert run_due(db_url, until=until, account="Escrow", actor="tester", engine=engine,
+        assert run_due(db_url, until=until, accounts=["Escrow"], actor="tester", engine=engine,
                        on_progress=lambda *report: progress.append(report)) == want
         assert run_due(db_url, actor="tester", engine=engine) == [
             Outcome("Escrow", datetime(2026, 4, 2), performed=True)]  # until: now

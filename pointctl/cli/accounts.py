@@ -27,10 +27,19 @@ FIELDS = [
     ("id", "id"), ("name", "name"), ("group", "group"), ("status", "status"),
     ("default", "default"), ("allow_negative", "allow negative"),
     ("max_balance", "max balance"), ("qualifying", "qualifying"),
-    ("pending_for", "pending for"), ("expiration", "expiration"),
+    ("pending_for", "pending for"), ("qualifying_weight", "qualifying weight"),
+    ("non_qualifying_weight", "non-qualifying weight"), ("expiration", "expiration"),
     ("reactivation", "reactivation"), ("sources", "sources"), ("created_at", "created (UTC)"),
     ("updated_at", "updated (UTC)"),
 ]
+
+
+QualifyingWeight = Annotated[int | None, typer.Option(
+    "--qualifying-weight", metavar="N", help="Weight of the account's qualifying points when a "
+    "promotion engine chooses between promotions that both apply (0 or more).")]
+NonQualifyingWeight = Annotated[int | None, typer.Option(
+    "--non-qualifying-weight", metavar="N", help="Weight of the account's non-qualifying "
+    "points when a promotion engine chooses between promotions (0 or more).")]
 
 
 class AccountStatus(str, Enum):
@@ -70,7 +79,10 @@ def create(
         "--qualifying", help="Tier qualifying: never spent from; cannot be --default.")] = False,
     pending_for: Annotated[str | None, typer.Option(
         "--pending-for", metavar="DURATION",
-        help="New points become spendable only after this long (e.g. 30d).")] = None,
+        help="New points become spendable only after this long (e.g. 30d); not with "
+        "--qualifying.")] = None,
+    qualifying_weight: QualifyingWeight = None,
+    non_qualifying_weight: NonQualifyingWeight = None,
     link: Annotated[list[str] | None, typer.Option(
         "--link", metavar="SOURCE", help="Link an active source (repeatable).",
         autocompletion=source_names)] = None,
@@ -81,7 +93,8 @@ def create(
     result = state.call(
         services.create_account, write=True, name=name, group=group, is_default=default,
         allow_negative=allow_negative, max_balance=max_balance, qualifying=qualifying,
-        pending_for=pending_for, link=link or [],
+        pending_for=pending_for, qualifying_weight=qualifying_weight,
+        non_qualifying_weight=non_qualifying_weight, link=link or [],
     )
     emit_result(result, fmt, FIELDS, f"Created account {result['name']!r} (id {result['id']})")
 
@@ -139,6 +152,12 @@ def edit(
         "--pending-for", metavar="DURATION", help="Set the accrual effectivity delay.")] = None,
     no_pending: Annotated[bool, typer.Option(
         "--no-pending", help="New points become spendable at once.")] = False,
+    qualifying_weight: QualifyingWeight = None,
+    no_qualifying_weight: Annotated[bool, typer.Option(
+        "--no-qualifying-weight", help="Remove the qualifying weight.")] = False,
+    non_qualifying_weight: NonQualifyingWeight = None,
+    no_non_qualifying_weight: Annotated[bool, typer.Option(
+        "--no-non-qualifying-weight", help="Remove the non-qualifying weight.")] = False,
     link: Annotated[list[str] | None, typer.Option(
         "--link", metavar="SOURCE", help="Link an active source (repeatable).",
         autocompletion=source_names)] = None,
@@ -152,7 +171,11 @@ def edit(
     changes: dict[str, Any] = {}
     for value, clear, key, flag in ((group, no_group, "group", "--group"),
                                     (max_balance, no_max_balance, "max_balance", "--max-balance"),
-                                    (pending_for, no_pending, "pending_for", "--pending-for")):
+                                    (pending_for, no_pending, "pending_for", "--pending-for"),
+                                    (qualifying_weight, no_qualifying_weight,
+                                     "qualifying_weight", "--qualifying-weight"),
+                                    (non_qualifying_weight, no_non_qualifying_weight,
+                                     "non_qualifying_weight", "--non-qualifying-weight")):
         if value is not None and clear:
             raise InvalidInputError(f"{flag} and its --no- form cannot be used together")
         if value is not None:

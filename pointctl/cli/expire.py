@@ -14,8 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from pointctl.cli import state
-from pointctl.cli.complete import account_names
-from pointctl.cli.options import FormatOption
+from pointctl.cli.options import AccountsOption, FormatOption
 from pointctl.cli.render import OutputFormat, emit_rows, message, progress_reporter
 from pointctl.core.errors import InvalidInputError
 
@@ -73,9 +72,7 @@ def _until(as_of: str | None) -> datetime:
 @app.command()
 @state.writes
 def run(
-    account: Annotated[str | None, typer.Option(
-        "--account", "-a", help="Only this account's evaluations.",
-        autocompletion=account_names)] = None,
+    accounts: AccountsOption = None,
     as_of: Annotated[str | None, typer.Option(
         "--as-of", metavar="TIME", help="Perform the evaluations due up to this past time "
         "(default: now).")] = None,
@@ -88,7 +85,7 @@ def run(
 
     until = _until(as_of)
     with progress_reporter("expire") as on_progress:
-        outcomes = run_due(state.current.db_url, until=until, account=account,
+        outcomes = run_due(state.current.db_url, until=until, accounts=accounts or [],
                            actor=state.current.actor, dry_run=dry_run, on_progress=on_progress,
                            read_only=state.current.read_only)
     rows = _summary(outcomes)
@@ -105,14 +102,13 @@ def run(
 
 @app.command()
 def status(
-    account: Annotated[str | None, typer.Option(
-        "--account", "-a", help="Only this account.", autocompletion=account_names)] = None,
+    accounts: AccountsOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Per account: the policy in words, the last evaluation performed, the next one due."""
     from pointctl.services.expiry import status as run_status
 
-    emit_rows(state.call(run_status, write=False, account=account), fmt, STATUS_COLUMNS,
+    emit_rows(state.call(run_status, write=False, accounts=accounts or []), fmt, STATUS_COLUMNS,
               title="Expiration status", empty="No accounts.")
 
 
@@ -121,8 +117,7 @@ def preview(
     within: Annotated[str, typer.Option(
         "--within", metavar="DURATION", help="How far ahead to look, e.g. 30d.")],
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user.")] = None,
-    account: Annotated[str | None, typer.Option(
-        "--account", "-a", help="Only this account.", autocompletion=account_names)] = None,
+    accounts: AccountsOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """What the schedules will expire within DURATION if nothing else happens, per account,
@@ -131,7 +126,8 @@ def preview(
 
     state.refuse_writes(state.ROLLED_BACK)
 
-    rows = state.call_rolled_back(run_preview, within=within, user=user, account=account,
+    rows = state.call_rolled_back(run_preview, within=within, user=user,
+                                  accounts=accounts or [],
                                   actor=state.current.actor)
     emit_rows(rows, fmt, PREVIEW_COLUMNS, title=f"Expiring within {within}",
               empty="Nothing expires in that time.")

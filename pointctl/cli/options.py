@@ -47,6 +47,9 @@ FromOption = Annotated[str | None, typer.Option(
 ToOption = Annotated[str | None, typer.Option(
     "--to", metavar="DATE", help="To this day (inclusive; default today).",
     rich_help_panel="Period (program time zone, whole days)")]
+AccountsOption = Annotated[list[str] | None, typer.Option(
+    "--account", "-a", help="Only this account (repeatable: any of them; default every "
+    "account).", autocompletion=complete.account_names)]
 SourcesOption = Annotated[list[str] | None, typer.Option(
-    "--source", help="Only this source (repeatable; default every source).",
+    "--source", help="Only this source (repeatable: any of them; default every source).",
     autocompletion=complete.source_names)]

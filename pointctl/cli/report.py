@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pointctl.cli import state
-from pointctl.cli.complete import account_names, source_names
 from pointctl.cli.options import (
+    AccountsOption,
     FormatOption,
     FromOption,
     LastMonthOption,
@@ -69,10 +69,8 @@ def period(last: str | None, this_month: bool, last_month: bool, start: str | No
 @app.command()
 def audit(
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user.")] = None,
-    account: Annotated[str | None, typer.Option(
-        "--account", help="Only this account.", autocompletion=account_names)] = None,
-    source: Annotated[str | None, typer.Option(
-        "--source", help="Only this source.", autocompletion=source_names)] = None,
+    accounts: AccountsOption = None,
+    sources: SourcesOption = None,
     entry_type: Annotated[list[str] | None, typer.Option(
         "--type", "-t", help="Only these entry types (repeatable): issue, spend, reversal, "
         "adjustment, transfer, expiration, rollover, reactivation, inventory, restriction."
@@ -90,7 +88,8 @@ def audit(
     from pointctl.services.reports import audit as run_audit
 
     chosen = period(last, this_month, last_month, start, end)
-    found = state.call(run_audit, write=False, user=user, account=account, source=source,
+    found = state.call(run_audit, write=False, user=user, accounts=accounts or [],
+                       sources=sources or [],
                        types=entry_type or [], reference_id=reference_id, search=search,
                        period=chosen, limit=limit)
     rows = found["rows"]

@@ -28,6 +28,17 @@ def name_key(name: str) -> str:
     return name.strip().casefold()
 
 
+MAX_WEIGHT = 2**31 - 1
+
+
+def check_weight(value: int, *, what: str) -> int:
+    """A promotion weight: a whole number from 0 to 2,147,483,647."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_WEIGHT:
+        raise InvalidInputError(f"{what} must be a whole number from 0 to {MAX_WEIGHT:,}, "
+                                f"got {value!r}")
+    return value
+
+
 def check_points(value: int, *, what: str, minimum: int = 1) -> int:
     """A whole number of points within 64 bits and at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -4,4 +4,4 @@
 check the schema without importing Alembic; a test keeps it equal to the migrations' head.
 """
 
-SCHEMA_HEAD = "0005_lot_origin"
+SCHEMA_HEAD = "0006_weights_enrollment"

@@ -52,6 +52,21 @@ class Account(SQLModel, table=True):
     reactivation_window: str | None = Field(default=None, sa_type=String(32), nullable=True)
     reactivation_min_points: int | None = Field(default=None, sa_type=BigInteger,
                                                 nullable=True)
+    # what a promotion engine weighs when several promotions apply (NULL: not set)
+    qualifying_weight: int | None = Field(default=None, nullable=True)
+    non_qualifying_weight: int | None = Field(default=None, nullable=True)
+
+
+class Enrollment(SQLModel, table=True):
+    """When a member joined the program, recorded once (anniversary expiration counts from
+    it; without it, from the member's first ledger entry)."""
+
+    __tablename__ = "enrollment"
+
+    user_id: str = Field(sa_column=Column(String(200), primary_key=True))
+    enrolled_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    actor: str = Field(sa_type=String(200), nullable=False)
+    recorded_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
 class Setting(SQLModel, table=True):

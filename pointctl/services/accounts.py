@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from pointctl.core import clock
 from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, RefusedError
-from pointctl.core.validation import check_points, clean_name, name_key
+from pointctl.core.validation import check_points, check_weight, clean_name, name_key
 from pointctl.db.models import Account, AccountSource, Balance, ExpirationPolicy
 from pointctl.services import locks
 from pointctl.services.lookup import (
@@ -58,6 +58,8 @@ def describe_account(
         "max_balance": account.max_balance,
         "qualifying": account.qualifying,
         "pending_for": account.pending_for,
+        "qualifying_weight": account.qualifying_weight,
+        "non_qualifying_weight": account.non_qualifying_weight,
         "expiration": _expiration_words(session, account),
         "reactivation": _reactivation_words(account),
         "sources": sources,
@@ -96,12 +98,38 @@ def _clean_pending(pending_for: str | None) -> str | None:
     return str(parse_duration(pending_for, what="--pending-for duration"))
 
 
-def _check_flags(*, is_default: bool, qualifying: bool, name: str) -> None:
-    if is_default and qualifying:
-        raise InvalidInputError(
-            f"account {name!r} cannot be both default and qualifying: qualifying points are "
-            "never spent, and default accounts are where spends draw from"
-        )
+def flag_conflict(*, is_default: bool, qualifying: bool, pending_for: str | None
+                  ) -> tuple[str, str] | None:
+    """The account settings that exclude each other, as (the setting refused, why); None when
+    they agree. Account create and edit and ``config apply`` all ask this."""
+    if qualifying and is_default:
+        return "qualifying", ("a tier qualifying account cannot be a default account: "
+                              "qualifying points are never spent, and default accounts are "
+                              "where spends draw from")
+    if qualifying and pending_for:
+        return "pending_for", ("a tier qualifying account cannot hold points pending: its "
+                               "points count toward a tier as they are earned and are never "
+                               "spent, so there is nothing to hold back")
+    return None
+
+
+def _weights(qualifying: int | None, non_qualifying: int | None) -> dict[str, int | None]:
+    """The promotion weights given (UNSET ones left out), checked."""
+    found: dict[str, int | None] = {}
+    for key, value, flag in (("qualifying_weight", qualifying, "--qualifying-weight"),
+                             ("non_qualifying_weight", non_qualifying,
+                              "--non-qualifying-weight")):
+        if value is not UNSET:
+            found[key] = None if value is None else check_weight(value, what=flag)
+    return found
+
+
+def _check_flags(*, is_default: bool, qualifying: bool, pending_for: str | None,
+                 name: str) -> None:
+    conflict = flag_conflict(is_default=is_default, qualifying=qualifying,
+                             pending_for=pending_for)
+    if conflict is not None:
+        raise InvalidInputError(f"account {name!r}: {conflict[1]}")
 
 
 def _link_sources(session: Session, account: Account, source_names: Sequence[str]) -> None:
@@ -149,20 +177,24 @@ def create_account(
     max_balance: int | None = None,
     qualifying: bool = False,
     pending_for: str | None = None,
+    qualifying_weight: int | None = None,
+    non_qualifying_weight: int | None = None,
     link: Sequence[str] = (),
 ) -> dict[str, Any]:
     name = clean_name(name, what="account")
-    _check_flags(is_default=is_default, qualifying=qualifying, name=name)
+    weights = _weights(qualifying_weight, non_qualifying_weight)
+    pending = _clean_pending(pending_for)
+    _check_flags(is_default=is_default, qualifying=qualifying, pending_for=pending, name=name)
     if max_balance is not None:
         check_points(max_balance, what="--max-balance")
     group_label = _clean_group(group)
-    pending = _clean_pending(pending_for)
     ensure_name_free(session, Account, name)
     moment = clock.now()
     account = Account(
         name=name, name_key=name_key(name), group_label=group_label, status="active",
         is_default=is_default, allow_negative=allow_negative, max_balance=max_balance,
         qualifying=qualifying, pending_for=pending, created_at=moment, updated_at=moment,
+        **weights,
     )
     session.add(account)
     flush_unique(session, Account, name)
@@ -204,10 +236,13 @@ def edit_account(
     max_balance: int | None = UNSET,
     qualifying: bool | None = None,
     pending_for: str | None = UNSET,
+    qualifying_weight: int | None = UNSET,
+    non_qualifying_weight: int | None = UNSET,
     link: Sequence[str] = (),
     unlink: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Change the given fields of an active account; UNSET leaves a field, None clears it."""
+    weights = _weights(qualifying_weight, non_qualifying_weight)
     account = account_by_name(session, name, lock=True)
     if account.status != "active":
         raise RefusedError(
@@ -240,7 +275,10 @@ def edit_account(
         account.qualifying = qualifying
     if pending_for is not UNSET:
         account.pending_for = _clean_pending(pending_for)
-    _check_flags(is_default=account.is_default, qualifying=account.qualifying, name=account.name)
+    for key, value in weights.items():
+        setattr(account, key, value)
+    _check_flags(is_default=account.is_default, qualifying=account.qualifying,
+                 pending_for=account.pending_for, name=account.name)
     account.updated_at = clock.now()
     session.add(account)
     flush_unique(session, Account, account.name)

@@ -550,6 +550,10 @@ class _Chunk:
             if giver.qualifying:
                 raise RefusedError(f"account {giver.name!r} is tier qualifying; its points "
                                    "cannot be moved")
+            if taker.qualifying:
+                raise RefusedError(f"account {taker.name!r} is tier qualifying; spendable "
+                                   f"points from {giver.name!r} cannot be moved into it "
+                                   "(qualifying points are earned, not transferred)")
             _usable(giver, action="transfers out")
             _usable(taker, action="new points")
             op.accounts = [giver, taker]

@@ -9,7 +9,7 @@ one transaction that is rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +24,12 @@ class _DryRun(Exception):
         self.outcomes = outcomes
 
 
-def run_due(url: str, *, until: datetime | None = None, account: str | None = None,
+def run_due(url: str, *, until: datetime | None = None, accounts: Sequence[str] = (),
             actor: str, dry_run: bool = False,
             on_progress: Callable[[int, int], None] | None = None,
             engine: Engine | None = None, read_only: bool = False) -> list[Outcome]:
     """Perform every evaluation due at or before ``until`` (default: now), oldest first, each
-    as of its scheduled time; only ``account``'s when given. One outcome per evaluation, in
+    as of its scheduled time; only those of ``accounts`` when named. One outcome per evaluation, in
     order; ``performed`` is False for one that another run performed first.
 
     ``on_progress(done, total)`` is called with ``done=0`` once the due evaluations are
@@ -44,12 +44,13 @@ def run_due(url: str, *, until: datetime | None = None, account: str | None = No
     if dry_run:
         try:
             with transaction(url, write=True, engine=engine, read_only=read_only) as session:
-                raise _DryRun(expiry.simulate(session, until=until, account=account,
+                raise _DryRun(expiry.simulate(session, until=until, accounts=accounts,
                                               actor=actor, collect_users=False))
         except _DryRun as done:
             return done.outcomes
     plan = run_in_transaction(
-        url, lambda session: expiry.due_evaluations(session, until=until, account=account),
+        url, lambda session: expiry.due_evaluations(session, until=until,
+                                                        accounts=accounts),
         write=False, read_only=read_only)
     own = engine is None
     pooled = engine or make_engine(url, write=True, keep=True, read_only=read_only)

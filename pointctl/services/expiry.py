@@ -39,7 +39,7 @@ from pointctl.core.schedules import Schedule, parse_schedule
 from pointctl.db.models import Account, ExpirationPolicy, ExpirationRun
 from pointctl.db.rawsql import RawSql
 from pointctl.services import locks
-from pointctl.services.lookup import account_by_name
+from pointctl.services.lookup import account_by_name, accounts_by_names
 from pointctl.services.settings import program_zone
 from pointctl.services.writes import DEFAULT_REFERENCE_TYPES, WriteOptions, clean_event
 
@@ -57,14 +57,21 @@ def _duration(value: str | None, what: str) -> str | None:
     return None if value is None else str(parse_duration(value, what=what))
 
 
+# other names of the built-in events: "accrual" is earning points (an issue), "redemption"
+# spending them
+EVENT_ALIASES = {"accrual": "issue", "redemption": "spend"}
+
+
 def events(values: Sequence[str]) -> str:
-    """Activity event names (repeated or comma-separated) -> their stored form."""
+    """Activity event names (repeated or comma-separated) -> their stored form; ``accrual``
+    and ``redemption`` are the built-in ``issue`` and ``spend`` events."""
     events: list[str] = []
     for raw in values:
         for part in raw.split(","):
             if not part.strip():
                 continue
             event = clean_event(part, what="activity event")
+            event = EVENT_ALIASES.get(event, event)
             if event not in events:
                 events.append(event)
     if not events:
@@ -205,12 +212,13 @@ def describe_policy(session: Session, policy: ExpirationPolicy) -> dict[str, Any
     }
 
 
-def status(session: Session, *, account: str | None = None) -> list[dict[str, Any]]:
-    """Per account: the policy in words, the last evaluation performed, the next one due, and
-    how many are due now."""
+def status(session: Session, *, accounts: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Per account (any of ``accounts``, default all): the policy in words, the last evaluation
+    performed, the next one due, and how many are due now."""
     query = select(Account).order_by(col(Account.id))
-    if account is not None:
-        query = query.where(col(Account.id) == account_by_name(session, account).id)
+    if accounts:
+        query = query.where(col(Account.id).in_(
+            [a.id for a in accounts_by_names(session, accounts)]))
     policies = {p.account_id: p for p in session.exec(select(ExpirationPolicy)).scalars()}
     names = account_names(session)
     zone, now = program_zone(session), clock.now()
@@ -255,15 +263,20 @@ class Due:
     account: str = field(compare=False)
 
 
-def due_evaluations(session: Session, *, until: datetime, account: str | None = None
+def due_evaluations(session: Session, *, until: datetime, accounts: Sequence[str] = ()
                     ) -> list[Due]:
     """Every evaluation due at or before ``until``, oldest first (then by account), across
-    accounts: rolled-over points reach their account before its later evaluations."""
+    accounts (any of ``accounts``, default all): rolled-over points reach their account before
+    its later evaluations. A named account without a policy is refused."""
     query = select(ExpirationPolicy, Account.name).join(
         Account, col(Account.id) == col(ExpirationPolicy.account_id))
-    if account is not None:
-        target = account_by_name(session, account)
-        query = query.where(col(ExpirationPolicy.account_id) == target.id)
+    targets = accounts_by_names(session, accounts)
+    for target in targets:
+        if session.get(ExpirationPolicy, target.id) is None:
+            raise RefusedError(f"account {target.name!r} has no expiration policy; set one "
+                               "with 'pointctl accounts expiration'")
+    if targets:
+        query = query.where(col(ExpirationPolicy.account_id).in_([t.id for t in targets]))
     zone = program_zone(session)
     found: list[Due] = []
     for policy, name in session.execute(query):
@@ -271,10 +284,6 @@ def due_evaluations(session: Session, *, until: datetime, account: str | None = 
         for moment in evaluation_times(parse_schedule(policy.schedule), after, until, zone,
                              policy.starts_at):
             found.append(Due(moment, policy.account_id, name))
-    if account is not None and not found and target is not None:
-        if session.get(ExpirationPolicy, target.id) is None:
-            raise RefusedError(f"account {target.name!r} has no expiration policy; set one "
-                               "with 'pointctl accounts expiration'")
     return sorted(found)
 
 
@@ -517,19 +526,19 @@ def _roll_over(sql: RawSql, policy: ExpirationPolicy, *, at: datetime, actor: st
 
 # --- preview --------------------------------------------------------------------------------
 
-def simulate(session: Session, *, until: datetime, account: str | None, actor: str,
+def simulate(session: Session, *, until: datetime, accounts: Sequence[str] = (), actor: str,
              collect_users: bool) -> list[Outcome]:
     """Perform every evaluation due until ``until`` in this transaction (the caller rolls it
     back): the dry run and the preview."""
     outcomes = []
-    for due in due_evaluations(session, until=until, account=account):
+    for due in due_evaluations(session, until=until, accounts=accounts):
         outcomes.append(perform(session, account_id=due.account_id, at=due.at, actor=actor,
                                 collect_users=collect_users, lock=False))
     return outcomes
 
 
 def preview(session: Session, *, within: str, user: str | None = None,
-            account: str | None = None, actor: str) -> list[dict[str, Any]]:
+            accounts: Sequence[str] = (), actor: str) -> list[dict[str, Any]]:
     """What the schedules will expire (or roll over) within ``within`` from now if nothing else
     happens, per account, user and evaluation; overdue evaluations are included. The caller
     rolls the transaction back."""
@@ -537,10 +546,9 @@ def preview(session: Session, *, within: str, user: str | None = None,
         horizon = parse_duration(within, what="--within duration").add_to(clock.now())
     except (ValueError, OverflowError):
         raise InvalidInputError(f"--within {within} reaches past the calendar") from None
-    if account is not None:
-        account_by_name(session, account)
+    accounts_by_names(session, accounts)  # an unknown name is an error before anything runs
     rows = []
-    for outcome in simulate(session, until=horizon, account=account, actor=actor,
+    for outcome in simulate(session, until=horizon, accounts=accounts, actor=actor,
                             collect_users=True):
         for user_id, expired, rolled in outcome.per_user:
             if user is None or user_id == user:

@@ -48,6 +48,21 @@ def source_by_name(session: Session, name: str, *, lock: bool = False) -> Source
     return by_name(session, Source, name, lock=lock)
 
 
+def by_names(session: Session, model: type[Named], names: Sequence[str]) -> list[Named]:
+    """The accounts or sources called ``names`` (a filter's "any of these"), each once, in
+    creation order; an unknown name is NotFoundError as for one name."""
+    chosen = {found.id: found for found in (by_name(session, model, n) for n in names)}
+    return sorted(chosen.values(), key=lambda found: found.id or 0)
+
+
+def accounts_by_names(session: Session, names: Sequence[str]) -> list[Account]:
+    return by_names(session, Account, names)
+
+
+def sources_by_names(session: Session, names: Sequence[str]) -> list[Source]:
+    return by_names(session, Source, names)
+
+
 def ensure_name_free(session: Session, model: type[Named], name: str, *,
                      except_id: int | None = None) -> None:
     existing = session.exec(select(model).where(model.name_key == name_key(name))).first()

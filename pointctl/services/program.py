@@ -21,7 +21,7 @@ from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, PointctlError
 from pointctl.core.expiry import SNAP_TO, check_fixed_date
 from pointctl.core.schedules import parse_schedule
-from pointctl.core.validation import MAX_POINTS, clean_name
+from pointctl.core.validation import MAX_POINTS, check_weight, clean_name
 from pointctl.db.models import Account, AccountSource, ExpirationPolicy, Restriction, Source
 from pointctl.services import accounts as account_service
 from pointctl.services import expiry, reactivation, restrictions, settings
@@ -32,7 +32,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "": ("program", "accounts", "sources"),
     "program": ("timezone",),
     "accounts": ("name", "group", "default", "allow_negative", "max_balance", "qualifying",
-                 "pending_for", "status", "expiration", "reactivation"),
+                 "pending_for", "qualifying_weight", "non_qualifying_weight", "status",
+                 "expiration", "reactivation"),
     "expiration": ("type", "every", "older_than", "rollover_to", "snap_to", "date", "min_age",
                    "inactive_for", "percent", "activity"),
     "reactivation": ("window", "min_points"),
@@ -189,15 +190,23 @@ def _account(check: _Checker, table: Any, path: str) -> dict[str, Any]:
     for key in ("default", "allow_negative", "qualifying"):
         value = check.typed(table, key, path, (bool,), "true or false")
         account[key] = ACCOUNT_DEFAULTS[key] if value is None else value
-    if account["default"] and account["qualifying"]:
-        check.fail(f"{path}.qualifying", "a tier qualifying account cannot be a default "
-                                         "(spend) account")
     max_balance = check.points(table, "max_balance", path)
     if max_balance is not None:
         account["max_balance"] = max_balance
     pending = check.duration(table, "pending_for", path)
     if pending:
         account["pending_for"] = pending
+    for key in ("qualifying_weight", "non_qualifying_weight"):
+        weight = check.typed(table, key, path, (int,), "a whole number from 0")
+        if weight is not None:
+            try:
+                account[key] = check_weight(weight, what=key)
+            except InvalidInputError as error:
+                check.fail(f"{path}.{key}", error.message)
+    conflict = account_service.flag_conflict(
+        is_default=account["default"], qualifying=account["qualifying"], pending_for=pending)
+    if conflict is not None:
+        check.fail(f"{path}.{conflict[0]}", conflict[1])
     status = check.typed(table, "status", path, (str,), "active or inactive") or "active"
     if status not in ("active", "inactive"):
         check.fail(f"{path}.status", f"expected active or inactive, not {status!r}")
@@ -365,6 +374,9 @@ def export(session: Session) -> dict[str, Any]:
             item["max_balance"] = account.max_balance
         if account.pending_for:
             item["pending_for"] = account.pending_for
+        for key in ("qualifying_weight", "non_qualifying_weight"):
+            if getattr(account, key) is not None:
+                item[key] = getattr(account, key)
         item["status"] = account.status
         policy = policies.get(account.id or 0)
         if policy is not None:
@@ -524,7 +536,9 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
             _at(path, lambda item=item: account_service.create_account(
                 session, name=item["name"], group=item.get("group"), is_default=item["default"],
                 allow_negative=item["allow_negative"], max_balance=item.get("max_balance"),
-                qualifying=item["qualifying"], pending_for=item.get("pending_for")))
+                qualifying=item["qualifying"], pending_for=item.get("pending_for"),
+                qualifying_weight=item.get("qualifying_weight"),
+                non_qualifying_weight=item.get("non_qualifying_weight")))
         elif step.action == "update":
             _at(path, lambda item=item, step=step: _update_account(session, item, step))
     for n, item in enumerate(wanted["sources"]):
@@ -565,7 +579,8 @@ def _update_account(session: Session, item: dict[str, Any], step: Step) -> None:
     edits: dict[str, Any] = {}
     mapping = {"group": "group", "default": "is_default", "allow_negative": "allow_negative",
                "max_balance": "max_balance", "qualifying": "qualifying",
-               "pending_for": "pending_for"}
+               "pending_for": "pending_for", "qualifying_weight": "qualifying_weight",
+               "non_qualifying_weight": "non_qualifying_weight"}
     for key, argument in mapping.items():
         if key in fields:
             edits[argument] = item.get(key)

@@ -16,7 +16,7 @@ from pointctl.core.errors import InvalidInputError
 from pointctl.core.periods import Period
 from pointctl.db.models import Account, Entry, Lot, Source
 from pointctl.db.rawsql import RawSql
-from pointctl.services.lookup import account_by_name, source_by_name
+from pointctl.services.lookup import accounts_by_names, sources_by_names
 from pointctl.services.settings import program_zone
 
 ENTRY_TYPES = ("issue", "spend", "reversal", "adjustment", "transfer", "expiration", "rollover",
@@ -27,8 +27,8 @@ MAX_DAYS = 3_660  # ten years of days in one daily report
 COUNT_CAP = 100_000  # a cut audit list counts at most this many matches
 
 
-def audit(session: Session, *, user: str | None = None, account: str | None = None,
-          source: str | None = None, types: Sequence[str] = (),
+def audit(session: Session, *, user: str | None = None, accounts: Sequence[str] = (),
+          sources: Sequence[str] = (), types: Sequence[str] = (),
           reference_id: str | None = None, search: str | None = None,
           period: Period = Period(), limit: int = 100) -> dict[str, Any]:
     """The matching entries, newest first, at most ``limit``; ``matched`` counts them all
@@ -50,10 +50,12 @@ def audit(session: Session, *, user: str | None = None, account: str | None = No
              .outerjoin(Source, Source.id == Entry.source_id))
     if user is not None:
         query = query.where(Entry.user_id == user)
-    if account is not None:
-        query = query.where(Entry.account_id == account_by_name(session, account).id)
-    if source is not None:
-        query = query.where(Entry.source_id == source_by_name(session, source).id)
+    if accounts:  # any of these
+        query = query.where(col(Entry.account_id).in_(
+            [a.id for a in accounts_by_names(session, accounts)]))
+    if sources:
+        query = query.where(col(Entry.source_id).in_(
+            [s.id for s in sources_by_names(session, sources)]))
     if types:
         query = query.where(col(Entry.type).in_(list(types)))
     if reference_id is not None:
@@ -110,8 +112,7 @@ FLOWS = ("issued", "redeemed", "expired", "reversed")
 def _sources(session: Session, names: Sequence[str]) -> list[Source]:
     """The named sources (all of them when none are named), in creation order."""
     if names:
-        chosen = {source.id: source for source in (source_by_name(session, n) for n in names)}
-        return sorted(chosen.values(), key=lambda source: source.id or 0)
+        return sources_by_names(session, names)
     return list(session.execute(select(Source).order_by(col(Source.id))).scalars())
 
 
