@@ -13,10 +13,18 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.ledger import BALANCE_COLUMNS, GROUP_COLUMNS, UserArg
-from pointctl.cli.options import FormatOption
-from pointctl.cli.render import Columns, OutputFormat, emit_record, emit_rows, message
+from pointctl.cli.options import AtOption, FormatOption
+from pointctl.cli.render import (
+    Columns,
+    OutputFormat,
+    emit_record,
+    emit_result,
+    emit_rows,
+    message,
+)
 
-SEEN_FIELDS = [("user", "user"), ("first_entry", "first entry (UTC)"),
+SEEN_FIELDS = [("user", "user"), ("enrolled", "enrolled (UTC)"), ("enrolled_from", "enrolled from"),
+               ("first_entry", "first entry (UTC)"),
                ("last_entry", "last entry (UTC)"), ("last_activity", "last activity (UTC)"),
                ("last_event", "last event"), ("last_event_at", "last event at (UTC)")]
 SUMMARY_COLUMNS = [("within", "within"), ("until", "until (UTC)"), ("expires", "expires"),
@@ -42,6 +50,29 @@ SECTIONS: list[tuple[str, str | None, Columns]] = [
 
 def register(app: typer.Typer) -> None:
     app.command()(customer)
+    app.command()(enroll)
+
+
+@state.writes
+def enroll(
+    user: UserArg,
+    at: AtOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Record when USER joined the program (default now), for example the real date of a
+    member migrated from another system. Recorded once: the same date again changes nothing,
+    another is refused. Anniversary expiration counts from it (without it: the first entry)."""
+    from pointctl.core.clock import parse_time
+    from pointctl.services.enrollment import enroll as run_enroll
+
+    result = state.call(run_enroll, write=True, user=user,
+                        at=parse_time(at, what="--at") if at else None,
+                        actor=state.current.actor)
+    note = (f"Enrolled {result['user']} at {result['enrolled']}" if result["changed"] else
+            f"{result['user']} is already enrolled at {result['enrolled']}; nothing changed")
+    emit_result(result, fmt, [("user", "user"), ("enrolled", "enrolled (UTC)"),
+                              ("recorded", "recorded (UTC)"), ("actor", "actor"),
+                              ("changed", "changed")], note)
 
 
 def customer(

@@ -19,11 +19,11 @@ from sqlmodel import Session
 from pointctl.core.clock import parse_time
 from pointctl.core.errors import InvalidInputError, PointctlError
 from pointctl.core.validation import MAX_POINTS
-from pointctl.services import engine, ledger
+from pointctl.services import engine, enrollment, ledger
 from pointctl.services.engine import Outcome
 from pointctl.services.writes import WriteOptions
 
-OPS = ("issue", "spend", "reverse", "adjust", "transfer", "activity")
+OPS = ("issue", "spend", "reverse", "adjust", "transfer", "activity", "enroll")
 FIELDS = ("op", "user", "points", "source", "account", "to_account", "to_user", "entry",
           "reference_id", "reference_type", "idempotency_key", "at", "reason", "event", "clamp")
 TEXT_FIELDS = frozenset(FIELDS) - {"points", "entry", "clamp"}
@@ -34,6 +34,7 @@ REQUIRED = {
     "adjust": ("user", "points", "account", "reason"),
     "transfer": ("user", "points", "account", "to_account"),
     "activity": ("user", "event"),
+    "enroll": ("user",),
 }
 MAX_TEXT = 1000
 
@@ -185,7 +186,11 @@ def apply_chunk(session: Session, ops: list[Op], *, actor: str) -> list[Outcome]
     outcomes: list[Outcome | None] = [None] * len(ops)
     requests: list[engine.Request] = []
     places: list[int] = []
+    enrollments: list[int] = []
     for index, op in enumerate(ops):
+        if op.op == "enroll":  # no balance: nothing the engine decides depends on it
+            enrollments.append(index)
+            continue
         try:
             requests.append(_request(op, actor))
             places.append(index)
@@ -194,6 +199,12 @@ def apply_chunk(session: Session, ops: list[Op], *, actor: str) -> list[Outcome]
     for index, outcome in zip(places, engine.apply(session, requests), strict=True):
         outcomes[index] = outcome
     session.expire_all()  # the engine wrote with plain SQL
+    for index in enrollments:  # a refusal happens before anything is written
+        try:
+            outcomes[index] = enrollment.enroll(session, user=ops[index].get("user"),
+                                                at=ops[index].at, actor=actor)
+        except PointctlError as error:
+            outcomes[index] = error
     return outcomes  # type: ignore[return-value]
 
 

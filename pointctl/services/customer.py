@@ -31,6 +31,7 @@ from pointctl.core.expiry import anniversary_cutoff, before
 from pointctl.core.schedules import parse_schedule
 from pointctl.db.models import Account, Activity, Entry, ExpirationPolicy, Lot
 from pointctl.services import expiry
+from pointctl.services.enrollment import enrolled_at
 from pointctl.services.ledger import balance
 from pointctl.services.reports import audit
 from pointctl.services.restrictions import list_restrictions
@@ -50,12 +51,13 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
     first, last = session.execute(select(func.min(Entry.occurred_at),
                                          func.max(Entry.occurred_at))
                                   .where(Entry.user_id == user)).one()
+    enrolled, enrolled_from = enrolled_at(session, user)
     now = clock.now()
     horizons = {days: parse_duration(f"{days}d").add_to(now) for days in HORIZONS}
     unavailable = None
     try:
         expiring = upcoming(session, user=user, until=horizons[max(HORIZONS)],
-                            enrolled=first)
+                            enrolled=enrolled)
     except RefusedError:  # a schedule too frequent to walk (say, every minute)
         expiring = []
         unavailable = (f"more than {expiry.MAX_EVALUATIONS} evaluations of one account are "
@@ -70,7 +72,8 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
     for row in restrictions:
         row.pop("used_by", None)
     return {
-        "user": user, "at": clock.format_time(now), **seen(session, user, first, last),
+        "user": user, "at": clock.format_time(now), "enrolled": clock.format_time(enrolled),
+        "enrolled_from": enrolled_from, **seen(session, user, first, last),
         "accounts": balances["accounts"], "groups": balances["groups"],
         "expiring_summary": summary, "expiring_unavailable": unavailable,
         "expiring": [{k: v for k, v in row.items() if k != "moment"} for row in expiring],
@@ -118,7 +121,7 @@ def upcoming(session: Session, *, user: str, until: datetime, enrolled: datetime
              ) -> list[dict[str, Any]]:
     """What the schedules will expire or roll over of ``user``'s points until ``until`` if
     nothing else happens: one row per account and evaluation (overdue ones included).
-    ``enrolled``: the user's first entry."""
+    ``enrolled``: the user's enrollment (recorded, else the first entry)."""
     policies = {p.account_id: p for p in session.execute(select(ExpirationPolicy)).scalars()}
     lots = [_Lot((lot.created_at, int(lot.id or 0)), lot.account_id, lot.created_at,
                  lot.available_at, int(lot.remaining))

@@ -39,6 +39,7 @@ from pointctl.core.schedules import Schedule, parse_schedule
 from pointctl.db.models import Account, ExpirationPolicy, ExpirationRun
 from pointctl.db.rawsql import RawSql
 from pointctl.services import locks
+from pointctl.services.enrollment import enrolled_sql
 from pointctl.services.lookup import account_by_name, accounts_by_names
 from pointctl.services.settings import program_zone
 from pointctl.services.writes import DEFAULT_REFERENCE_TYPES, WriteOptions, clean_event
@@ -404,16 +405,17 @@ def _candidate_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: Zo
 
 def _anniversary_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
                      take_all: str, mine: str) -> str:
-    """Per user, the cut-off of the latest anniversary of enrollment (the user's first entry,
-    as a wall-clock day) at or before ``at``: two small calendar tables and a join."""
+    """Per user, the cut-off of the latest anniversary of enrollment (``enrollment``: the
+    recorded date, else the first entry, as a wall-clock day) at or before ``at``: two small
+    calendar tables and a join."""
     older_than = parse_duration(policy.older_than or "")
     sql.run("CREATE TEMP TABLE pointctl_anniv (mmdd VARCHAR(5) PRIMARY KEY, cutoff TIMESTAMP)")
     sql.run("CREATE TEMP TABLE pointctl_days (day_start TIMESTAMP PRIMARY KEY, mmdd VARCHAR(5))")
     sql.session.execute(text("INSERT INTO pointctl_anniv VALUES (:mmdd, :cutoff)"), [
         {"mmdd": mmdd, "cutoff": sql.time(cutoff)}
         for mmdd, cutoff in anniversary_cutoffs(at, older_than, zone).items()])
-    first = sql.run("SELECT MIN(e.occurred_at) FROM entry e "
-                    "WHERE e.user_id IN (SELECT user_id FROM pointctl_exp_user)").scalar_one()
+    enrolled = enrolled_sql("SELECT user_id FROM pointctl_exp_user")
+    first = sql.run(f"SELECT MIN(enrolled) FROM ({enrolled}) n").scalar_one()
     if first is not None:
         if isinstance(first, str):
             first = datetime.fromisoformat(first)
@@ -421,9 +423,7 @@ def _anniversary_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: 
             {"start": sql.time(start), "mmdd": mmdd}
             for start, mmdd in local_days(first, at, zone)])
     return f"""{take_all}
-        JOIN (SELECT e.user_id, MIN(e.occurred_at) AS enrolled FROM entry e
-              WHERE e.user_id IN (SELECT user_id FROM pointctl_exp_user)
-              GROUP BY e.user_id) u ON u.user_id = l.user_id
+        JOIN ({enrolled}) u ON u.user_id = l.user_id
         JOIN pointctl_days d ON d.day_start = (SELECT MAX(day_start) FROM pointctl_days
                                                WHERE day_start <= u.enrolled)
         JOIN pointctl_anniv n ON n.mmdd = d.mmdd
@@ -448,8 +448,8 @@ def _inactivity_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: Z
     params["since"] = sql.time(before(at, parse_duration(policy.inactive_for or ""), zone))
     params["at"] = sql.time(at)
     users = "SELECT user_id FROM pointctl_exp_user"
-    seen = [f"SELECT user_id, MIN(occurred_at) AS at FROM entry WHERE user_id IN ({users}) "
-            "AND occurred_at <= :at GROUP BY user_id"]
+    seen = [f"SELECT user_id, enrolled AS at FROM ({enrolled_sql(users)}) n "
+            "WHERE enrolled <= :at"]
     if entry_types:
         seen.append(f"SELECT user_id, MAX(occurred_at) FROM entry WHERE user_id IN ({users}) "
                     f"AND type IN ({_bind_list(params, 'type', entry_types)}) "
