@@ -203,3 +203,31 @@ def test_bad_input_is_refused_and_changes_nothing(
 def test_a_source_needs_an_active_account(cli: Cli) -> None:
     result = cli("sources", "create", "Lonely")
     assert result.exit_code == 1 and "no active account" in result.error
+
+
+def test_points_returned_to_an_archived_source_expire_from_its_inventory(cli: Cli) -> None:
+    from tests.test_expiry import ok, verify_clean
+
+    t0 = "2026-03-01T00:00:00Z"
+    ok(cli, t0, "accounts", "create", "Core", "--default")
+    ok(cli, t0, "sources", "create", "Limited", "--inventory", "100")
+    ok(cli, "2026-03-02T00:00:00Z", "issue", "ann", "40", "--source", "Limited")  # entry 2
+    ok(cli, "2026-03-03T00:00:00Z", "sources", "pause", "Limited")
+    ok(cli, "2026-03-03T00:00:00Z", "sources", "archive", "Limited", "--yes")  # 60 expire
+    done = ok(cli, "2026-03-04T00:00:00Z", "reverse", "--entry", "2", "--points", "25")
+    done = done["reversals"][0]
+    assert (done["returned_to_source"], done["inventory_expired"]) == (25, 25)
+    said = cli.ok("reverse", "--entry", "2", "--points", "5",
+                  env={"POINTCTL_NOW": "2026-03-04T01:00:00Z"}).error
+    assert "5 back to the source (archived: they expire from its inventory at once)" in said
+    shown = ok(cli, "2026-03-05T00:00:00Z", "sources", "show", "Limited")
+    assert (shown["status"], shown["inventory"]) == ("archived", 0)
+    entries = ok(cli, "2026-03-05T00:00:00Z", "report", "audit", "--type", "inventory")
+    assert [(e["modification"], e["reference_type"]) for e in entries] == [
+        (-5, "Returned Inventory Expired (source archived)"),
+        (-25, "Returned Inventory Expired (source archived)"),
+        (-60, "Inventory Expired at Archive"), (100, "Initial Inventory")]
+    assert entries[1]["related_entry"] == done["entry"] and entries[1]["source"] == "Limited"
+    refused = cli("sources", "activate", "Limited", env={"POINTCTL_NOW": "2026-03-05T00:00:00Z"})
+    assert refused.exit_code == 1  # nothing came back to issue from
+    verify_clean(cli)

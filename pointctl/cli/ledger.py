@@ -164,6 +164,8 @@ def reverse(
         part = f"{r['points']} of {r['type']} entry {r['reverses']} (entry {r['entry']}"
         if r["type"] == "issue":
             part += f"; {r['returned_to_source']} back to the source"
+            if r["inventory_expired"]:
+                part += " (archived: they expire from its inventory at once)"
             if r["debt_created"]:
                 part += f", {r['debt_created']} owed as debt"
             if r["written_off"]:

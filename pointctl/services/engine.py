@@ -1246,11 +1246,19 @@ class _Chunk:
         self._add_debt(entry, pair, debt)
         self.reversed[target.id] += points
         source = self.sources[lot.source]
+        expired = 0
         if source.inventory is not None and take:
             source.inventory += take
             source.dirty = True
+            if source.status == "archived":  # archiving expired the inventory; so do returns
+                self._entry(op, type="inventory", user=None, account=None, source=source.id,
+                            points=-take, related=entry.id,
+                            reference_type=DEFAULT_REFERENCE_TYPES["archived_return"])
+                source.inventory -= take
+                expired = take
         return {"entry": entry.id, "reverses": target.id, "type": "issue", "points": points,
-                "returned_to_source": take, "debt_created": debt, "written_off": written_off,
+                "returned_to_source": take, "inventory_expired": expired,
+                "debt_created": debt, "written_off": written_off,
                 "balance": self._balance(pair)}
 
     def _reverse_spend(self, op: _Op, target: _Entry, points: int) -> dict[str, Any]:

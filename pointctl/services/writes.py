@@ -20,6 +20,8 @@ DEFAULT_REFERENCE_TYPES = {
     "reactivation": "Point Reactivation",
     "expiration": "Point Expiration",
     "rollover": "Point Rollover",
+    # points returned to an archived source: its inventory expires again at once
+    "archived_return": "Returned Inventory Expired (source archived)",
 }
 MAX_USER_LENGTH = 200
 
