@@ -35,7 +35,7 @@ def test_balances_as_they_were(cli: Cli) -> None:
     # times without an offset are read in the program time zone (UTC here), and csv works
     csv = cli.ok("history", "ann", "--at", "2026-03-02 12:00", "--format", "csv",
                  env=at(NOW)).stdout
-    assert csv.splitlines() == ["account,group,balance,pending", "Core,,150,0"]
+    assert csv.splitlines() == ["row,account,group,balance,pending", "account,Core,,150,0"]
 
 
 def test_pending_points_and_debt_at_a_moment(cli: Cli) -> None:

@@ -46,8 +46,9 @@ def test_issue_spend_fifo_across_default_accounts(koalla: Cli) -> None:
     # oldest lot first across both default accounts: 100 from Partner, then 50 from Core
     assert [(e["account"], e["points"]) for e in spent["entries"]] == [("Core", 50),
                                                                        ("Partner", 100)]
+    # tier qualifying points are never spent: none of them is available
     assert balances(koalla, "u1") == {"Core": (250, 250, 0, 0), "Partner": (0, 0, 0, 0),
-                                      "Tier": (50, 50, 0, 0)}
+                                      "Tier": (50, 0, 0, 0)}
     verify_clean(koalla)
 
 
@@ -297,3 +298,31 @@ def test_negative_balances_cannot_be_turned_off_while_debt_is_owed(koalla: Cli) 
     koalla.ok("issue", "u1", "10", "--source", "Base", "--account", "Core")
     assert koalla.json("accounts", "edit", "Core", "--no-negative")["allow_negative"] is False
     verify_clean(koalla)
+
+
+def test_available_counts_only_what_a_spend_could_use(cli: Cli) -> None:
+    import csv
+    import io
+
+    for name, *flags in (("Core", "--default"), ("Bonus", "--default"), ("Tier", "--qualifying"),
+                         ("Old",), ("Wait", "--pending-for", "30d")):
+        cli.ok("accounts", "create", name, "--group", "G", *flags)
+    cli.ok("sources", "create", "Base")
+    for account, points in (("Bonus", "100"), ("Tier", "40"), ("Old", "25"), ("Wait", "10")):
+        cli.ok("issue", "u1", points, "--source", "Base", "--account", account)
+    cli.ok("spend", "u1", "30", "--account", "Core")  # 30 owed in Core
+    cli.ok("accounts", "deactivate", "Old")
+    assert balances(cli, "u1") == {"Core": (-30, 0, 0, 30), "Bonus": (100, 100, 0, 0),
+                                   "Tier": (40, 0, 0, 0), "Old": (25, 0, 0, 0),
+                                   "Wait": (10, 0, 10, 0)}
+    # 100 spendable in Bonus less the 30 owed in Core; not the tier, inactive or pending points
+    group = {"group": "G", "balance": 145, "available": 70, "pending": 10, "debt": 30}
+    assert cli.json("balance", "u1")["groups"] == [group]
+    rows = list(csv.DictReader(io.StringIO(cli.ok("balance", "u1", "--format", "csv").stdout)))
+    assert [(r["row"], r["account"], r["group"], r["available"]) for r in rows] == [
+        ("account", "Core", "G", "0"), ("account", "Bonus", "G", "100"),
+        ("account", "Tier", "G", "0"), ("account", "Old", "G", "0"),
+        ("account", "Wait", "G", "0"), ("group", "", "G", "70")]
+    history = cli.ok("history", "u1", "--at", "2026-06-15T12:00:00Z", "--format", "csv").stdout
+    assert list(csv.DictReader(io.StringIO(history)))[-1]["row"] == "group"
+    assert cli.json("customer", "u1")["groups"] == [group]

@@ -259,6 +259,12 @@ GROUP_COLUMNS = [("group", "group"), ("balance", "balance"), ("available", "avai
                  ("pending", "pending"), ("debt", "debt")]
 
 
+def _with_groups(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One CSV table: a row per account, then a row per group label (``row`` says which)."""
+    return [*({"row": "account", **row} for row in result["accounts"]),
+            *({"row": "group", **row} for row in result["groups"])]
+
+
 def balance(user: UserArg, fmt: FormatOption = OutputFormat.table) -> None:
     """USER's balance per account (balance, available, pending, debt) and per group label."""
     result = state.call(_ledger().balance, write=False, user=user)
@@ -266,7 +272,7 @@ def balance(user: UserArg, fmt: FormatOption = OutputFormat.table) -> None:
         emit_record(result, fmt, [])
         return
     if fmt is OutputFormat.csv:
-        emit_rows(result["accounts"], fmt, BALANCE_COLUMNS)
+        emit_rows(_with_groups(result), fmt, [("row", "row"), *BALANCE_COLUMNS])
         return
     emit_rows(result["accounts"], fmt, BALANCE_COLUMNS, title=f"Balances of {result['user']}")
     if result["groups"]:
@@ -291,7 +297,7 @@ def history(
     columns = [("account", "account"), ("group", "group"), ("balance", "balance"),
                ("pending", "pending")]
     if fmt is OutputFormat.csv:
-        emit_rows(result["accounts"], fmt, columns)
+        emit_rows(_with_groups(result), fmt, [("row", "row"), *columns])
         return
     emit_rows(result["accounts"], fmt, columns,
               title=f"Balances of {result['user']} at {result['at']}",

@@ -194,6 +194,21 @@ Request = (IssueRequest | SpendRequest | SubtractRequest | TransferRequest | Rev
            | ActivityRequest | ReactivateRequest | RolloverRequest)
 
 
+def spendable(available: int, total: int, debt: int) -> int:
+    """What a debit may draw from one account: its available (not pending) points, but never
+    the points owed as debt (``total``: all its points, pending included). ``balance`` and
+    ``customer`` show it as "available"."""
+    return max(0, min(available, total - debt))
+
+
+def group_spendable(parts: Iterable[tuple[int, int]]) -> int:
+    """What a group label's accounts offer a spend, from (available points, debt) of each
+    usable account (active, not qualifying; available: not pending): those points less the
+    debt, never below zero, so that one account's debt is not hidden by another's points."""
+    listed = list(parts)
+    return max(0, sum(points for points, _ in listed) - sum(debt for _, debt in listed))
+
+
 def apply(session: Session, requests: Sequence[Request], *, lock: bool = True
           ) -> list[Outcome]:
     """Decide and write the requests in order; each outcome is the result of one request or
@@ -806,8 +821,8 @@ class _Chunk:
     def _spendable(self, pair: Pair, lots: Sequence[_Lot]) -> int:
         """What can be drawn from the pair's available ``lots``: never the points owed as
         debt."""
-        available = sum(lot.remaining for lot in lots)
-        return max(0, min(available, self._total(pair) - self.pairs[pair].debt))
+        return spendable(sum(lot.remaining for lot in lots), self._total(pair),
+                         self.pairs[pair].debt)
 
     def _repays(self, pair: Pair) -> list[_Draw]:
         """The pair's repay draws, newest first, with what was restored of each."""

@@ -9,7 +9,6 @@ any point is exact. Each write is a chunk of one request for the ledger engine
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,16 +31,6 @@ from pointctl.services.writes import (
 )
 
 __all__ = ["DEFAULT_REFERENCE_TYPES", "WriteOptions", "clean_user"]  # re-exported
-
-
-@dataclass
-class AccountState:
-    total: int  # sum of the lots' remaining
-    available: int  # of which available (not pending) at the moment
-
-    def spendable(self, debt: int) -> int:
-        """What can be drawn: available points, but never the points owed as debt."""
-        return max(0, min(self.available, self.total - debt))
 
 
 # --- the operations: each a chunk of one for the engine ----------------------------------
@@ -139,18 +128,26 @@ def balance(session: Session, *, user: str, at: datetime | None = None) -> dict[
         raise NotFoundError(f"no entries for user {user!r}")
     accounts: list[dict[str, Any]] = []
     groups: dict[str, dict[str, Any]] = {}
+    usable: dict[str, list[tuple[int, int]]] = {}
     for account, debt, total, available in rows:
-        state = AccountState(int(total), int(available))
+        total, available = int(total), int(available)
+        # what a spend could use now: not in an inactive or a tier qualifying account
+        can_spend = account.status == "active" and not account.qualifying
         row = {"account": account.name, "group": account.group_label, "status": account.status,
-               "qualifying": account.qualifying, "balance": state.total - debt,
-               "available": state.spendable(debt), "pending": state.total - state.available,
-               "debt": debt}
+               "qualifying": account.qualifying, "balance": total - debt,
+               "available": engine.spendable(available, total, debt) if can_spend else 0,
+               "pending": total - available, "debt": debt}
         accounts.append(row)
         if account.group_label:
             group = groups.setdefault(account.group_label, {
                 "group": account.group_label, "balance": 0, "available": 0, "pending": 0,
                 "debt": 0})
-            for key in ("balance", "available", "pending", "debt"):
+            for key in ("balance", "pending", "debt"):
                 group[key] += row[key]
+            parts = usable.setdefault(account.group_label, [])
+            if can_spend:
+                parts.append((available, debt))
+    for label, group in groups.items():
+        group["available"] = engine.group_spendable(usable[label])
     return {"user": user, "at": clock.format_time(moment), "accounts": accounts,
             "groups": list(groups.values())}
