@@ -87,15 +87,15 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
     # the liability of September: nothing spent from escrowed purchases or rides yet
     for source in ("Base Purchases", "Ride Share Partner", "Tier Qualifying Points"):
         points = issued[source]
-        assert re.search(rf"{source}\s*│\s*{points}\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*"
-                         rf"{points}\s", result.stdout), source
+        assert re.search(rf"{source}\s*│\s*{points}\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*0\s*│"
+                         rf"\s*{points}\s", result.stdout), source
     total = sum(issued.values())
     assert re.search(rf"Total\s*│\s*{total}\s*│", result.stdout)
     september = (tmp_path / "walkthrough" / "koalla-september.csv").read_text().splitlines()
     assert len(september) == 1 + 30 * 5  # a row per day and source
     last = {row.split(",")[1]: row.split(",") for row in september
             if row.startswith("2026-09-30,")}
-    assert {name: int(row[5]) for name, row in last.items()} == issued  # cumulative issued
+    assert {name: int(row[6]) for name, row in last.items()} == issued  # cumulative issued
     ride_days = [line for line in result.stdout.splitlines()
                  if "│ Ride Share Partner │" in line and "2026-09-2" in line]
     assert ride_days[-1].split("│")[-2].strip() == str(issued["Ride Share Partner"])

@@ -85,7 +85,8 @@ def test_audit_columns_filters_and_what_became_of_each_credit(cli: Cli) -> None:
     dan = audit(cli, "--user", "dan")
     assert brief(dan) == [(14, "reactivation", "dan", 20), (11, "expiration", "dan", -60),
                           (10, "issue", "dan", 60)]
-    assert (dan[2]["amount_spent"], dan[2]["amount_expired"]) == (0, 40)
+    # the reactivation is a credit row of its own: the issue's 60 points did expire
+    assert (dan[2]["amount_spent"], dan[2]["amount_expired"]) == (0, 60)
     assert brief(audit(cli, "--account", "Escrow")) == [
         (12, "rollover", "bob", -50), (6, "transfer", "bob", -30), (4, "issue", "bob", 80)]
     assert brief(audit(cli, "--source", "Partner")) == [
@@ -100,6 +101,20 @@ def test_audit_columns_filters_and_what_became_of_each_credit(cli: Cli) -> None:
         (9, "reversal", "cy", -15), (8, "issue", "cy", 40)]
     assert brief(audit(cli, "--user", "ann", "--type", "issue", "--source", "Base")) == [
         (1, "issue", "ann", 100)]
+    # every credit row accounts for all its points; other rows carry no figures
+    figures = ("amount_spent", "amount_expired", "amount_transferred", "amount_reversed",
+               "amount_adjusted", "amount_remaining")
+    every = {r["id"]: r for r in audit(cli)}
+    became = {i: tuple(every[i][f] for f in figures) for i in every
+              if every[i]["amount_remaining"] is not None}
+    assert became == {
+        1: (90, 0, 0, 0, 0, 10), 2: (0, 0, 0, 0, 0, 50),  # 120 spent, 30 of it given back
+        4: (0, 50, 30, 0, 0, 0),  # 30 transferred, the rest rolled over out of escrow
+        7: (0, 0, 0, 0, 0, 30), 8: (0, 0, 0, 15, 0, 25), 10: (0, 60, 0, 0, 0, 0),
+        13: (0, 0, 0, 0, 0, 50), 14: (0, 0, 0, 0, 0, 20)}
+    for i, parts in became.items():
+        assert every[i]["modification"] == sum(parts)
+    assert all(every[i][f] is None for i in set(every) - set(became) for f in figures)
     # repeated --account / --source mean "any of these", newest first as always
     escrow, promo = audit(cli, "--account", "Escrow"), audit(cli, "--account", "Promo")
     both = audit(cli, "--account", "Escrow", "-a", "promo", "--account", "ESCROW")
@@ -118,6 +133,34 @@ def test_audit_columns_filters_and_what_became_of_each_credit(cli: Cli) -> None:
     for header in ("id", "user", "account", "source", "type", "reference id", "reference type",
                    "modification", "amount spent", "amount expired", "actor", "time (UTC)"):
         assert header in table
+
+
+def test_a_manual_subtraction_is_adjusted_never_spent_or_redeemed(cli: Cli) -> None:
+    t0 = "2026-03-01T00:00:00Z"
+    ok(cli, t0, "accounts", "create", "Core", "--default")
+    ok(cli, t0, "sources", "create", "Base")
+    ok(cli, "2026-03-01T10:00:00Z", "issue", "ann", "100", "--source", "Base")
+    ok(cli, "2026-03-02T10:00:00Z", "adjust", "ann", "-40", "--account", "Core", "--reason",
+       "chargeback")
+    ok(cli, "2026-03-03T10:00:00Z", "spend", "ann", "10")
+    issued = audit(cli, "--type", "issue")[0]
+    assert {k: v for k, v in issued.items() if k.startswith("amount_")} == {
+        "amount_spent": 10, "amount_expired": 0, "amount_transferred": 0, "amount_reversed": 0,
+        "amount_adjusted": 40, "amount_remaining": 50}
+    days = ok(cli, "2026-03-25T00:00:00Z", "report", "sources", "--from", "2026-03-01",
+              "--to", "2026-03-03")["rows"]
+    assert [(r["day"], r["redeemed"], r["adjusted"]) for r in days] == [
+        ("2026-03-01", 0, 0), ("2026-03-02", 0, 40), ("2026-03-03", 10, 0)]
+    assert days[-1]["cumulative_adjusted"] == 40 and days[-1]["cumulative_redeemed"] == 10
+    (liability,) = ok(cli, "2026-03-25T00:00:00Z", "report", "liability")
+    assert {k: liability[k] for k in ("issued", "spent", "adjusted", "liability")} == {
+        "issued": 100, "spent": 10, "adjusted": 40, "liability": 50}
+    table = cli.ok("report", "audit", env=at("2026-03-25T00:00:00Z")).stdout
+    assert "remaining" in table and "amount transferred" not in table
+    as_csv = cli.ok("report", "audit", "--format", "csv", env=at("2026-03-25T00:00:00Z")).stdout
+    header = as_csv.splitlines()[0].split(",")
+    assert header[8:14] == ["amount_spent", "amount_expired", "amount_transferred",
+                            "amount_reversed", "amount_adjusted", "amount_remaining"]
 
 
 def test_audit_counts_more_matches_only_up_to_a_cap(cli: Cli,
@@ -207,8 +250,8 @@ def test_liability_follows_issued_points_through_moves(cli: Cli) -> None:
     assert "Total" in table and "330" in table and "185" in table
     as_csv = cli.ok("report", "liability", "--format", "csv",
                     env=at("2026-03-25T00:00:00Z")).stdout
-    assert as_csv.splitlines() == ["source,issued,reversed,spent,expired,liability",
-                                   "Base,240,0,90,40,110", "Partner,90,15,0,0,75"]
+    assert as_csv.splitlines() == ["source,issued,reversed,spent,adjusted,expired,liability",
+                                   "Base,240,0,90,0,40,110", "Partner,90,15,0,0,0,75"]
 
 
 def test_liability_daily_opening_flows_and_closing(cli: Cli) -> None:
@@ -239,9 +282,9 @@ def test_liability_daily_opening_flows_and_closing(cli: Cli) -> None:
         ("2026-02-01", 0, 0), ("2026-02-01", 0, 0)]
     rows = cli.ok("report", "liability", "--daily", "--from", "2026-03-03", "--to",
                   "2026-03-03", "--format", "csv", env=at("2026-03-25T00:00:00Z")).stdout
-    assert rows.splitlines() == ["day,source,opening,issued,redeemed,expired,reversed,closing",
-                                 "2026-03-03,Base,100,0,100,0,0,0",
-                                 "2026-03-03,Partner,50,0,20,0,0,30"]
+    assert rows.splitlines() == [
+        "day,source,opening,issued,redeemed,adjusted,expired,reversed,closing",
+        "2026-03-03,Base,100,0,100,0,0,0,0", "2026-03-03,Partner,50,0,20,0,0,0,30"]
 
 
 def _held_per_source(url: str) -> dict[str, int]:
@@ -329,27 +372,35 @@ def test_daily_closing_equals_the_lots_left_at_the_end_of_each_day(cli: Cli, see
             assert closing[(day, source)] == points, (day, source)
     for row in report["rows"]:
         assert row["closing"] == row["opening"] + row["issued"] - row["redeemed"] - \
-            row["expired"] - row["reversed"]
+            row["adjusted"] - row["expired"] - row["reversed"]
     # the cohort report over the same days agrees with the change in outstanding points
     cohort = ok(cli, "2026-11-10T12:00:00Z", "report", "liability", "--from", "2026-10-28",
                 "--to", "2026-11-06")
     for row in cohort:
-        assert row["issued"] == row["reversed"] + row["spent"] + row["expired"] + \
-            row["liability"]
+        assert row["issued"] == row["reversed"] + row["spent"] + row["adjusted"] + \
+            row["expired"] + row["liability"]
         assert row["liability"] == held["2026-11-06"][row["source"]]
+    assert sum(row["adjusted"] for row in cohort) > 0
+    # every credit row of the audit log accounts for all its points
+    rows = ok(cli, "2026-11-10T12:00:00Z", "report", "audit", "--limit", "1000")
+    credited = [r for r in rows if r["amount_remaining"] is not None]
+    assert {r["type"] for r in credited} >= {"issue", "transfer", "rollover", "adjustment"}
+    for r in credited:
+        assert r["modification"] == sum(r[f"amount_{c}"] for c in (
+            "spent", "expired", "transferred", "reversed", "adjusted", "remaining")), r
 
 
 # --- the point-source report ------------------------------------------------------------------
 
 SOURCE_ROWS = [
-    "day,source,issued,redeemed,expired,cumulative_issued,cumulative_redeemed,"
-    "cumulative_expired",
-    "2026-03-03,Base,0,100,0,0,100,0",
-    "2026-03-04,Base,80,0,0,80,100,0",
-    "2026-03-05,Base,0,-10,0,80,90,0",
-    "2026-03-03,Partner,0,20,0,0,20,0",
-    "2026-03-04,Partner,0,0,0,0,20,0",
-    "2026-03-05,Partner,0,-20,0,0,0,0",
+    "day,source,issued,redeemed,adjusted,expired,cumulative_issued,cumulative_redeemed,"
+    "cumulative_adjusted,cumulative_expired",
+    "2026-03-03,Base,0,100,0,0,0,100,0,0",
+    "2026-03-04,Base,80,0,0,0,80,100,0,0",
+    "2026-03-05,Base,0,-10,0,0,80,90,0,0",
+    "2026-03-03,Partner,0,20,0,0,0,20,0,0",
+    "2026-03-04,Partner,0,0,0,0,0,20,0,0",
+    "2026-03-05,Partner,0,-20,0,0,0,0,0,0",
 ]
 RANGE = ("--from", "2026-03-03", "--to", "2026-03-05")
 
@@ -364,8 +415,9 @@ def test_sources_report_daily_cumulative_chart_csv_and_json(cli: Cli) -> None:
     assert (as_json["first"], as_json["last"], len(as_json["rows"])) == ("2026-03-03",
                                                                          "2026-03-05", 6)
     assert as_json["rows"][2] == {"day": "2026-03-05", "source": "Base", "issued": 0,
-                                  "redeemed": -10, "expired": 0, "cumulative_issued": 80,
-                                  "cumulative_redeemed": 90, "cumulative_expired": 0}
+                                  "redeemed": -10, "adjusted": 0, "expired": 0,
+                                  "cumulative_issued": 80, "cumulative_redeemed": 90,
+                                  "cumulative_adjusted": 0, "cumulative_expired": 0}
     expired = json.loads(cli.ok("report", "sources", "--source", "Base", "--from",
                                 "2026-03-14", "--to", "2026-03-21", "--format", "json",
                                 env=when).stdout)["rows"]

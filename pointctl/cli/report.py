@@ -31,17 +31,27 @@ AUDIT_COLUMNS = [
     ("id", "id"), ("user", "user"), ("account", "account"), ("source", "source"),
     ("type", "type"), ("reference_id", "reference id"), ("reference_type", "reference type"),
     ("modification", "modification"), ("amount_spent", "amount spent"),
-    ("amount_expired", "amount expired"), ("actor", "actor"), ("time", "time (UTC)"),
+    ("amount_expired", "amount expired"), ("amount_remaining", "remaining"), ("actor", "actor"),
+    ("time", "time (UTC)"),
+]
+# CSV: every figure of what became of a credit's points, which add up to its modification
+AUDIT_CSV_COLUMNS = [
+    *AUDIT_COLUMNS[:10], ("amount_transferred", "amount transferred"),
+    ("amount_reversed", "amount reversed"), ("amount_adjusted", "amount adjusted"),
+    *AUDIT_COLUMNS[10:], ("written_off", "written off"), ("related_entry", "related entry"),
+    ("note", "note"),
 ]
 LIABILITY_COLUMNS = [("source", "source"), ("issued", "issued"), ("reversed", "reversed"),
-                     ("spent", "spent"), ("expired", "expired"), ("liability", "liability")]
+                     ("spent", "spent"), ("adjusted", "adjusted"), ("expired", "expired"),
+                     ("liability", "liability")]
 DAILY_COLUMNS = [("day", "day"), ("source", "source"), ("opening", "opening"),
-                 ("issued", "issued"), ("redeemed", "redeemed"), ("expired", "expired"),
-                 ("reversed", "reversed"), ("closing", "closing")]
+                 ("issued", "issued"), ("redeemed", "redeemed"), ("adjusted", "adjusted"),
+                 ("expired", "expired"), ("reversed", "reversed"), ("closing", "closing")]
 SOURCE_COLUMNS = [("day", "day"), ("source", "source"), ("issued", "issued"),
-                  ("redeemed", "redeemed"), ("expired", "expired"),
+                  ("redeemed", "redeemed"), ("adjusted", "adjusted"), ("expired", "expired"),
                   ("cumulative_issued", "cum. issued"),
                   ("cumulative_redeemed", "cum. redeemed"),
+                  ("cumulative_adjusted", "cum. adjusted"),
                   ("cumulative_expired", "cum. expired")]
 VIOLATION_COLUMNS = [("rule", "rule"), ("check", "check"), ("subject", "subject"),
                      ("detail", "detail")]
@@ -93,7 +103,8 @@ def audit(
                        types=entry_type or [], reference_id=reference_id, search=search,
                        period=chosen, limit=limit)
     rows = found["rows"]
-    emit_rows(rows, fmt, AUDIT_COLUMNS, title="Audit log", empty="No entries.")
+    emit_rows(rows, fmt, AUDIT_CSV_COLUMNS if fmt is OutputFormat.csv else AUDIT_COLUMNS,
+              title="Audit log", empty="No entries.")
     more = found["matched"] - len(rows)
     if found["more_than"]:
         message(f"Showing the newest {len(rows):,} of more than {found['matched']:,} matching "

@@ -25,6 +25,32 @@ NO_LOT = frozenset({"debt"})  # a debit's shortfall that became debt
 KINDS = frozenset(TAKES) | frozenset(RESTORES) | frozenset(SHIFTS) | NO_LOT
 
 
+# What an audit row (a credit, which made lots) says became of its points: each kind of draw
+# on its lots counts in one of these columns, so that modification = spent + expired +
+# transferred + reversed + adjusted + remaining. A rollover counts as expired (the points
+# expired into another account); a reactivation counts nowhere (the points did expire; the
+# reactivation is a credit row of its own). A restore gives back to "spent": only spends (and
+# the debt repaid by a credit) are ever restored, by the reversal of a spend.
+ACCOUNTED = {
+    "spend": "spent",
+    "repay": "spent",
+    "adjust": "adjusted",  # a manual subtraction: never a redemption
+    "transfer": "transferred",
+    "reverse": "reversed",
+    "expire": "expired",
+    "rollover": "expired",
+}
+ACCOUNTED_COLUMNS = ("spent", "expired", "transferred", "reversed", "adjusted")
+
+
+def accounted_sql(column: str, *, kind: str = "kind", points: str = "points") -> str:
+    """SQL for what a draw adds to an audit row's ``column`` (``ACCOUNTED_COLUMNS``); the
+    audit report, the sources and liability reports and ``verify`` read it."""
+    plus = [k for k, c in ACCOUNTED.items() if c == column]
+    minus = [k for k, bucket in RESTORES.items() if bucket == column]
+    return _case(plus, minus, kind, points)
+
+
 def _case(plus: list[str], minus: list[str], kind: str, points: str) -> str:
     def listed(kinds: list[str]) -> str:
         return ", ".join(f"'{k}'" for k in sorted(kinds))

@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, or_, select, text
 from sqlmodel import Session, col
 
 from pointctl.core import clock, draws, periods
 from pointctl.core.errors import InvalidInputError
 from pointctl.core.periods import Period
-from pointctl.db.models import Account, Entry, Lot, Source
+from pointctl.db.models import Account, Entry, Source
 from pointctl.db.rawsql import RawSql
 from pointctl.services.lookup import accounts_by_names, sources_by_names
 from pointctl.services.settings import program_zone
@@ -40,12 +39,7 @@ def audit(session: Session, *, user: str | None = None, accounts: Sequence[str] 
                                 f"{', '.join(ENTRY_TYPES)}")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInputError(f"--limit must be between 1 and {MAX_LIMIT}")
-    credit = aliased(Lot)
-    spent = (select(func.sum(credit.spent)).where(credit.entry_id == Entry.id)
-             .correlate(Entry).scalar_subquery())
-    expired = (select(func.sum(credit.expired)).where(credit.entry_id == Entry.id)
-               .correlate(Entry).scalar_subquery())
-    query = (select(Entry, Account.name, Source.name, spent, expired)
+    query = (select(Entry, Account.name, Source.name)
              .outerjoin(Account, Account.id == Entry.account_id)
              .outerjoin(Source, Source.id == Entry.source_id))
     if user is not None:
@@ -75,15 +69,17 @@ def audit(session: Session, *, user: str | None = None, accounts: Sequence[str] 
         query = query.where(Entry.occurred_at < high)
     ordered = query.order_by(col(Entry.occurred_at).desc(), col(Entry.id).desc()).limit(limit)
     rows = []
-    for entry, account_name, source_name, spent_points, expired_points in \
-            session.execute(ordered):
-        is_credit = entry.points > 0 and entry.type in CREDIT_TYPES
+    found = list(session.execute(ordered))
+    credits = accounting(session, [entry.id for entry, _, _ in found
+                                   if entry.points > 0 and entry.type in CREDIT_TYPES])
+    for entry, account_name, source_name in found:
+        became = credits.get(entry.id or 0)
         rows.append({
             "id": entry.id, "user": entry.user_id, "account": account_name,
             "source": source_name, "type": entry.type, "reference_id": entry.reference_id,
             "reference_type": entry.reference_type, "modification": entry.points,
-            "amount_spent": int(spent_points or 0) if is_credit else None,
-            "amount_expired": int(expired_points or 0) if is_credit else None,
+            **{f"amount_{column}": None if became is None else became[column]
+               for column in (*draws.ACCOUNTED_COLUMNS, "remaining")},
             "written_off": entry.written_off or None, "related_entry": entry.related_entry_id,
             "note": entry.note, "actor": entry.actor,
             "time": clock.format_time(entry.occurred_at),
@@ -96,17 +92,42 @@ def audit(session: Session, *, user: str | None = None, accounts: Sequence[str] 
             "more_than": int(matched) > COUNT_CAP}
 
 
+def accounting(session: Session, entry_ids: Sequence[int | None]) -> dict[int, dict[str, int]]:
+    """What became of the points of each credit entry (an entry that made lots): spent,
+    expired, transferred, reversed, adjusted (``draws.ACCOUNTED``) and remaining, which add up
+    to its modification."""
+    from pointctl.services.locks import groups
+
+    found: dict[int, dict[str, int]] = {}
+    columns = ", ".join(f"SUM({draws.accounted_sql(c, kind='d.kind', points='d.points')})"
+                        for c in draws.ACCOUNTED_COLUMNS)
+    for group in groups(sorted({int(i) for i in entry_ids if i is not None})):
+        ids = ", ".join(str(i) for i in group)
+        for entry_id, remaining in session.execute(text(
+                f"SELECT entry_id, SUM(remaining) FROM lot WHERE entry_id IN ({ids}) "
+                "GROUP BY entry_id")):
+            found[int(entry_id)] = {**dict.fromkeys(draws.ACCOUNTED_COLUMNS, 0),
+                                    "remaining": int(remaining)}
+        for entry_id, *sums in session.execute(text(
+                f"SELECT l.entry_id, {columns} FROM lot l JOIN draw d ON d.lot_id = l.id "
+                f"WHERE l.entry_id IN ({ids}) GROUP BY l.entry_id")):
+            found[int(entry_id)].update(
+                zip(draws.ACCOUNTED_COLUMNS, (int(n) for n in sums), strict=True))
+    return found
+
+
 # --- liability and source reports -----------------------------------------------------------
 
-# what a draw does to the points its lot's source still owes: redeemed (spent, negative
-# adjustments, debt repaid; a spend reversal gives back), expired (a reactivation gives back),
-# reversed (an issue taken back). Transfers and rollovers move points between lots of the same
-# source in one moment: no change to what the source owes.
+# what a draw does to the points its lot's source still owes: redeemed (spent, debt repaid; a
+# spend reversal gives back), adjusted (manual subtractions, never redemptions), expired (a
+# reactivation gives back), reversed (an issue taken back). Transfers and rollovers move
+# points between lots of the same source in one moment: no change to what the source owes.
 _DRAW_EFFECTS = f"""
-    {draws.bucket_sql("spent", kind="d.kind", points="d.points")} AS redeemed,
+    {draws.accounted_sql("spent", kind="d.kind", points="d.points")} AS redeemed,
+    {draws.accounted_sql("adjusted", kind="d.kind", points="d.points")} AS adjusted,
     {draws.bucket_sql("expired", kind="d.kind", points="d.points")} AS expired,
     CASE WHEN d.kind = 'reverse' THEN d.points ELSE 0 END AS reversed"""
-FLOWS = ("issued", "redeemed", "expired", "reversed")
+FLOWS = ("issued", "redeemed", "adjusted", "expired", "reversed")
 
 
 def _sources(session: Session, names: Sequence[str]) -> list[Source]:
@@ -123,7 +144,8 @@ def _ids(sources: Sequence[Source]) -> str:
 def liability(session: Session, *, sources: Sequence[str] = (), period: Period = Period()
               ) -> list[dict[str, Any]]:
     """Per source, the points issued in the period and what has become of them since:
-    issued = reversed + spent + expired + liability (what customers still hold). Points moved
+    issued = reversed + spent + adjusted + expired + liability (what customers still hold;
+    adjusted: manual subtractions). Points moved
     by transfers, rollovers and reactivations are followed to their new lots
     (``lot.origin_lot_id``)."""
     chosen = _sources(session, sources)
@@ -158,12 +180,22 @@ def liability(session: Session, *, sources: Sequence[str] = (), period: Period =
             f"JOIN draw d ON d.lot_id = r.id AND d.kind = 'reverse' GROUP BY r.source_id",
             **params):
         figures.setdefault(source_id, {})["reversed"] = int(points)
+    # a lot's spent points include manual subtractions: told apart by their draws
+    lots = (f"SELECT r.id, r.source_id FROM ({roots}) r UNION ALL "
+            f"SELECT l.id, r.source_id FROM ({roots}) r JOIN lot l ON l.origin_lot_id = r.id")
+    adjusted = draws.accounted_sql("adjusted", kind="d.kind", points="d.points")
+    for source_id, points in sql.run(
+            f"SELECT f.source_id, SUM({adjusted}) FROM ({lots}) f "
+            f"JOIN draw d ON d.lot_id = f.id GROUP BY f.source_id", **params):
+        found = figures.setdefault(source_id, {})
+        found["adjusted"] = int(points)
+        found["spent"] = found.get("spent", 0) - int(points)
     rows = []
     for source in chosen:
         found = figures.get(source.id or 0, {})
         rows.append({"source": source.name, "issued": found.get("issued", 0),
                      "reversed": found.get("reversed", 0), "spent": found.get("spent", 0),
-                     "expired": found.get("expired", 0),
+                     "adjusted": found.get("adjusted", 0), "expired": found.get("expired", 0),
                      "liability": found.get("liability", 0)})
     return rows
 
@@ -200,8 +232,9 @@ def _first_day(sql: RawSql, ids: str, zone: Any) -> date | None:
 def daily(session: Session, *, sources: Sequence[str] = (), period: Period = Period()
           ) -> dict[str, Any]:
     """Per day of the period (program time zone) and source: opening outstanding, issued,
-    redeemed, expired, reversed, closing outstanding; closing = opening + issued - redeemed -
-    expired - reversed = the points of that source's lots at the end of the day."""
+    redeemed, adjusted, expired, reversed, closing outstanding; closing = opening + issued -
+    redeemed - adjusted - expired - reversed = the points of that source's lots at the end of
+    the day."""
     chosen = _sources(session, sources)
     sql = RawSql(session)
     zone = program_zone(session)
@@ -221,7 +254,7 @@ def daily(session: Session, *, sources: Sequence[str] = (), period: Period = Per
     # (ix_entry_occurred_at) to their draws; PostgreSQL plans as it likes
     events = f"""
         SELECT l.source_id, l.created_at AS at, l.original AS issued, 0 AS redeemed,
-               0 AS expired, 0 AS reversed
+               0 AS adjusted, 0 AS expired, 0 AS reversed
           FROM lot l WHERE l.origin_lot_id IS NULL AND l.source_id IN ({ids}) {{lots}}
         UNION ALL
         SELECT l.source_id, e.occurred_at AS at, 0 AS issued, {_DRAW_EFFECTS}
@@ -237,14 +270,16 @@ def daily(session: Session, *, sources: Sequence[str] = (), period: Period = Per
         f"AND source_id IN ({ids}) GROUP BY source_id")}
     since = events.format(lots="AND l.created_at >= :low", draws="AND e.occurred_at >= :low")
     for source_id, points in sql.run(
-            f"SELECT source_id, SUM(issued - redeemed - expired - reversed) FROM ({since}) v "
+            f"SELECT source_id, SUM(issued - redeemed - adjusted - expired - reversed) "
+            f"FROM ({since}) v "
             "GROUP BY source_id", **params):
         opening[source_id] = opening.get(source_id, 0) - int(points)
     day = _day_sql(sql, "v.at", periods.day_offsets(zone, low, high), params)
     flows: dict[tuple[int, date], tuple[int, ...]] = {}
     for source_id, on, *sums in sql.run(
             f"SELECT v.source_id, {day} AS day, SUM(v.issued), SUM(v.redeemed), "
-            f"SUM(v.expired), SUM(v.reversed) FROM ({within}) v GROUP BY v.source_id, {day}",
+            f"SUM(v.adjusted), SUM(v.expired), SUM(v.reversed) FROM ({within}) v "
+            f"GROUP BY v.source_id, {day}",
             **params):
         on = on if isinstance(on, date) else date.fromisoformat(on)
         flows[(source_id, on)] = tuple(int(n) for n in sums)
@@ -253,13 +288,15 @@ def daily(session: Session, *, sources: Sequence[str] = (), period: Period = Per
         outstanding = opening.get(source.id or 0, 0)
         totals = dict.fromkeys(FLOWS, 0)
         for on in periods.days(first, last):
-            issued, redeemed, expired, reversed_ = flows.get((source.id or 0, on), (0, 0, 0, 0))
-            closing = outstanding + issued - redeemed - expired - reversed_
-            for name, points in zip(FLOWS, (issued, redeemed, expired, reversed_), strict=True):
+            issued, redeemed, adjusted, expired, reversed_ = flows.get(
+                (source.id or 0, on), (0, 0, 0, 0, 0))
+            closing = outstanding + issued - redeemed - adjusted - expired - reversed_
+            for name, points in zip(FLOWS, (issued, redeemed, adjusted, expired, reversed_),
+                                    strict=True):
                 totals[name] += points
             rows.append({"day": on.isoformat(), "source": source.name, "opening": outstanding,
-                         "issued": issued, "redeemed": redeemed, "expired": expired,
-                         "reversed": reversed_, "closing": closing,
+                         "issued": issued, "redeemed": redeemed, "adjusted": adjusted,
+                         "expired": expired, "reversed": reversed_, "closing": closing,
                          **{f"cumulative_{name}": totals[name] for name in FLOWS}})
             outstanding = closing
     return {"first": first.isoformat(), "last": last.isoformat(), "zone": zone.key,

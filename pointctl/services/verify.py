@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from pointctl.core import draws
+from pointctl.services.reports import CREDIT_TYPES
 
 # points issued from each source (issues and added adjustments), and taken back by reversals
 ISSUED = """(SELECT source_id, SUM(points) AS points FROM entry
@@ -19,6 +20,11 @@ ISSUED = """(SELECT source_id, SUM(points) AS points FROM entry
 REVERSED = """(SELECT lot.source_id, SUM(draw.points) AS points FROM draw
              JOIN lot ON lot.id = draw.lot_id WHERE draw.kind = 'reverse'
              GROUP BY lot.source_id)"""
+
+CREDITS = ", ".join(f"'{kind}'" for kind in CREDIT_TYPES)
+# everything a draw accounts for of its credit's points (every column of the audit row)
+ACCOUNTED = " + ".join(draws.accounted_sql(column, kind="d.kind", points="d.points")
+                       for column in draws.ACCOUNTED_COLUMNS)
 
 # (rule, what it says, query returning (subject, detail) rows that break it)
 CHECKS: list[tuple[int, str, str]] = [
@@ -91,6 +97,18 @@ CHECKS: list[tuple[int, str, str]] = [
         WHERE s.inventory IS NOT NULL
           AND COALESCE(v.points, 0) - COALESCE(i.points, 0) + COALESCE(r.points, 0)
               <> s.inventory"""),
+    (7, "a credit's modification = spent + expired + transferred + reversed + adjusted + "
+        "remaining",
+     """SELECT 'entry ' || e.id, 'modification ' || e.points || ' but its lots account for '
+               || (COALESCE(r.points, 0) + COALESCE(a.points, 0))
+        FROM entry e
+        LEFT JOIN (SELECT entry_id, SUM(remaining) AS points FROM lot GROUP BY entry_id) r
+               ON r.entry_id = e.id
+        LEFT JOIN (SELECT l.entry_id, SUM(""" + ACCOUNTED + """) AS points
+                   FROM draw d JOIN lot l ON l.id = d.lot_id GROUP BY l.entry_id) a
+               ON a.entry_id = e.id
+        WHERE e.points > 0 AND e.type IN (""" + CREDITS + """)
+          AND e.points <> COALESCE(r.points, 0) + COALESCE(a.points, 0)"""),
 ]
 
 TRIGGERS = {
