@@ -27,7 +27,7 @@ pointctl balance cust-1042
 pointctl spend cust-1042 300 --reference-id checkout-9 --idempotency-key checkout-9
 pointctl spend cust-1042 300 --reference-id checkout-9 --idempotency-key checkout-9
 pointctl reverse --reference-id checkout-9 --points 50
-pointctl issue cust-1042 100 --source "Ride Share Partner" --reference-id ride-99 --clamp
+pointctl issue cust-1042 100 --source "Ride Share Partner" --reference-id ride-99
 pointctl expire status
 pointctl expire preview --within 31d --user cust-1042
 # a month on: the 30-day return window has passed for every September purchase

@@ -4,9 +4,9 @@ time) of Koalla Clothing activity for `pointctl batch`, the same every time (see
     python sample_configs/make_koalla_activity.py
 
 Purchases earn 1 point per dollar into Purchase Escrow (the 30-day return window) and as many
-tier qualifying points; the Koalla credit card earns 2 points per dollar, spendable at once;
-the ride share partner gives 100 points per ride (at most one ride a day per customer);
-members spend only what they have, so every operation applies.
+tier qualifying points; paid with the Koalla credit card they earn an additional 2 points per
+dollar, spendable at once; the ride share partner gives 100 points per ride (some members
+ride twice a day); members spend only what they have, so every operation applies.
 """
 
 from __future__ import annotations
@@ -33,14 +33,16 @@ def operations() -> list[dict[str, object]]:
 
     for day in range(1, 22):
         minutes = sorted(rng.sample(range(0, 600), 16))
-        riders = rng.sample(CUSTOMERS, 4)
+        riders = rng.sample(CUSTOMERS, 3)
+        riders.append(riders[0])  # a member who rides twice that day
         for n, minute in enumerate(minutes):
             user = "cust-1042" if day == 1 and n < 2 else rng.choice(CUSTOMERS)
             kind = ("card" if n == 1 else "purchase") if day == 1 and n < 2 else \
                 rng.choice(["purchase", "purchase", "card", "card", "ride", "spend",
                             "bonus", "login"])
-            if kind == "purchase":
-                dollars = rng.randrange(20, 201)
+            if kind in ("purchase", "card"):
+                dollars = (300 if user == "cust-1042" else rng.randrange(10, 151)) \
+                    if kind == "card" else rng.randrange(20, 201)
                 order = f"order-{day:02d}{n:02d}"
                 add({"op": "issue", "user": user, "points": dollars, "source": "Base Purchases",
                      "account": "Purchase Escrow", "reference_id": order,
@@ -48,12 +50,11 @@ def operations() -> list[dict[str, object]]:
                 add({"op": "issue", "user": user, "points": dollars,
                      "source": "Tier Qualifying Points", "reference_id": order,
                      "reference_type": "Purchase"}, day, minute)
-            elif kind == "card":
-                dollars = 300 if user == "cust-1042" else rng.randrange(10, 151)
-                add({"op": "issue", "user": user, "points": 2 * dollars,
-                     "source": "Koalla Credit Card", "reference_id": f"card-{day:02d}{n:02d}",
-                     "reference_type": "Card Purchase"}, day, minute)
-                spendable[user] += 2 * dollars
+                if kind == "card":  # the card's additional 2 points per dollar
+                    add({"op": "issue", "user": user, "points": 2 * dollars,
+                         "source": "Koalla Credit Card", "reference_id": f"card-{day:02d}{n:02d}",
+                         "reference_type": "Card Purchase"}, day, minute)
+                    spendable[user] += 2 * dollars
             elif kind == "ride" and riders:
                 add({"op": "issue", "user": riders.pop(), "points": 100,
                      "source": "Ride Share Partner", "reference_id": f"ride-{day:02d}{n:02d}",

@@ -37,7 +37,7 @@ def test_apply_then_export_round_trips_and_a_second_apply_changes_nothing(
     ride = cli.json("sources", "show", "Ride Share Partner")
     assert ride["inventory"] == 60000
     assert [r["max_points"] for r in cli.json("restrictions", "list", "Ride Share Partner")] \
-        == [100, 50000]
+        == [50000]  # the partner's daily budget; no per-customer cap
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(cli: Cli) -> None:
@@ -55,7 +55,7 @@ def test_updates_show_old_and_new_and_inventory_is_an_adjustment(cli: Cli,
     text = text.replace("max_balance = 250000", "max_balance = 300000")
     text = text.replace("inventory = 60000", "inventory = 70000")
     text = text.replace('older_than = "30d"', 'older_than = "14d"')
-    text = text.replace("max_points = 100\n", "max_points = 200\n")
+    text = text.replace("max_points = 50000\n", "max_points = 40000\n")
     changed = tmp_path / "changed.toml"
     changed.write_text(text)
     plan = apply(cli, changed)
@@ -71,7 +71,7 @@ def test_updates_show_old_and_new_and_inventory_is_an_adjustment(cli: Cli,
                              "ORDER BY id")
     assert entries[-1] == (10000, "config apply")
     assert [r["max_points"] for r in cli.json("restrictions", "list", "Ride Share Partner")] \
-        == [200, 50000]
+        == [40000]
     assert apply(cli, changed)["changed"] == 0
 
 
