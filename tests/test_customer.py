@@ -180,16 +180,17 @@ def test_coming_expirations_agree_with_expire_preview(cli: Cli) -> None:
                                       row["rolls_over"]))
     kinds = set()
     for user in ("u1", "u2", "u3", "u4", "u5"):
+        # the view is as after a punctual run: the overdue evaluations have taken their points
         view = ok(cli, now, "customer", user)
         found = [(r["account"], r["at"], r["expires"], r["rolls_over"]) for r in view["expiring"]]
-        assert sorted(found) == sorted(expected[user]), user
+        assert sorted(found) == sorted(r for r in expected[user] if r[1] > now), user
         kinds |= {r["account"] for r in view["expiring"]}
         horizon = {s["within"]: s for s in view["expiring_summary"]}
         assert horizon["90d"]["expires"] == sum(r[2] for r in found)
         assert horizon["90d"]["rolls_over"] == sum(r[3] for r in found)
         assert horizon["30d"]["expires"] <= horizon["60d"]["expires"] <= \
             horizon["90d"]["expires"]
-    # every kind of policy took part, overdue evaluations included
+    # every kind of policy took part; some evaluations were overdue
     assert kinds == {"Escrow", "Held", "Core", "Promo", "Year", "Anniv"}
     assert any(r[1] < now for rows in expected.values() for r in rows)
 

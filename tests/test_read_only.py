@@ -3,6 +3,7 @@ support desk reads everything and cannot change the ledger, on SQLite and Postgr
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -32,6 +33,7 @@ WRITES: list[list[str]] = [
     ["transfer", "ann", "5", "--from", "Core", "--to", "Escrow"],
     ["reactivate", "dan", "--account", "Promo", "--points", "5"],
     ["activity", "ann", "login"],
+    ["enroll", "ann", "--at", "2026-01-01"],
     ["batch", "{batch}"],
     ["db", "upgrade"],
     ["accounts", "create", "New"],
@@ -147,6 +149,15 @@ def test_read_only_refuses_every_write_and_serves_every_read(cli: Cli, tmp_path:
                 refused.error
             assert len(refused.error.splitlines()) == 1 and refused.stdout == ""
     assert snapshot(cli.url) == before
+    # evaluations are due that no run performed: a plain read shows the ledger as a punctual
+    # run would have left it (in a rolled-back transaction); read-only mode cannot, and says so
+    plain = json.loads(cli.ok("customer", "dan", "--format", "json", env=at(NOW)).stdout)
+    late = cli.ok("--read-only", "customer", "dan", "--format", "json", env=at(NOW))
+    assert plain["late_evaluations"] == "applied"
+    assert json.loads(late.stdout)["late_evaluations"] == "not applied"
+    assert "Note: expiration evaluations are due" in late.stderr and "write access" in late.stderr
+    assert snapshot(cli.url) == before
+    cli.ok("expire", "run", env=at(NOW))
     # reads work and print what they print without read-only mode
     for args in READS:
         plain = cli.ok(*as_json(args), env=at(NOW))
@@ -219,7 +230,8 @@ def test_a_select_only_role_reads_everything_and_writes_nothing(cli: Cli, tmp_pa
         support = Cli(admin_url.set(username=role, password=None)
                       .render_as_string(hide_password=False))
         for args in READS:
-            plain = cli.ok(*as_json(args), env=at(NOW)).stdout
+            # a role that cannot write cannot apply late evaluations, as in read-only mode
+            plain = cli.ok("--read-only", *as_json(args), env=at(NOW)).stdout
             plain = plain.replace(f"//{admin_url.username}@", f"//{role}@")  # db status
             assert support.ok(*as_json(args), env=at(NOW)).stdout == plain, args
         for args in WRITES:  # without --read-only: the server refuses, cleanly

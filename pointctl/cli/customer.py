@@ -86,7 +86,7 @@ def customer(
     days, the latest entries, restriction usage and when they were last active."""
     from pointctl.services.customer import customer as run_customer
 
-    result = state.call(run_customer, write=False, user=user, entries=entries)
+    result = state.call_punctual(run_customer, user=user, entries=entries)
     if fmt is OutputFormat.json:
         emit_record(result, fmt, [])
     elif fmt is OutputFormat.csv:

@@ -267,7 +267,7 @@ def _with_groups(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def balance(user: UserArg, fmt: FormatOption = OutputFormat.table) -> None:
     """USER's balance per account (balance, available, pending, debt) and per group label."""
-    result = state.call(_ledger().balance, write=False, user=user)
+    result = state.call_punctual(_ledger().balance, user=user)
     if fmt is OutputFormat.json:
         emit_record(result, fmt, [])
         return
@@ -289,7 +289,7 @@ def history(
     from pointctl.core import clock
     from pointctl.services.history import history as run_history
 
-    result = state.call(run_history, write=False, user=user,
+    result = state.call_punctual(run_history, user=user,
                         at=clock.parse_time(at, what="--at"))
     if fmt is OutputFormat.json:
         emit_record(result, fmt, [])

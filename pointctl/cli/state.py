@@ -82,6 +82,23 @@ def call(service: Callable[..., T], *, write: bool, **kwargs: Any) -> T:
                               write=write, read_only=current.read_only)
 
 
+def call_punctual(service: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    """A read whose figures are as after a punctual ``expire run``: read-only first; when
+    the user has evaluations due that no run has performed and a read-only transaction cannot
+    apply them, once more in a rolled-back transaction. In read-only mode the ledger as
+    written, and a note says so."""
+    result = call(service, write=False, **kwargs)
+    if result.get("late_evaluations") == "not applied" and not current.read_only:
+        result = call_rolled_back(service, **kwargs)
+    if result.get("late_evaluations") == "not applied":  # read-only, or a role that reads only
+        from pointctl.cli.render import message
+
+        message("Note: expiration evaluations are due that 'pointctl expire run' has not "
+                "performed yet; without write access these are the figures as the ledger "
+                "stands, before them")
+    return result
+
+
 class _RollBack(Exception):
     def __init__(self, result: Any) -> None:
         self.result = result

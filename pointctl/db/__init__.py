@@ -4,4 +4,4 @@
 check the schema without importing Alembic; a test keeps it equal to the migrations' head.
 """
 
-SCHEMA_HEAD = "0006_weights_enrollment"
+SCHEMA_HEAD = "0007_catch_up"

@@ -107,6 +107,8 @@ class ExpirationPolicy(SQLModel, table=True):
     activity: str | None = Field(default=None, sa_type=String(500), nullable=True)
     starts_at: datetime = Field(sa_type=UtcTime, nullable=False)
     last_evaluated_at: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
+    # the next evaluation after the last one (or the start); NULL: none within 60 years
+    next_due_at: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
     set_by: str = Field(sa_type=String(200), nullable=False)
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
@@ -225,6 +227,12 @@ class Balance(SQLModel, table=True):
     """
 
     __tablename__ = "balance"
+    __table_args__ = (
+        # expire run skips the users a write's catch-up evaluated already
+        Index("ix_balance_evaluated_through", "account_id", "evaluated_through",
+              sqlite_where=text("evaluated_through IS NOT NULL"),
+              postgresql_where=text("evaluated_through IS NOT NULL")),
+    )
 
     user_id: str = Field(sa_column=Column(String(200), primary_key=True))
     account_id: int = Field(
@@ -232,6 +240,9 @@ class Balance(SQLModel, table=True):
     )
     debt: int = Field(default=0, sa_type=BigInteger, nullable=False)
     created_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    # the latest evaluation of the account's policy applied to this user alone (a write's
+    # catch-up of a late ``expire run``); NULL: none beyond the policy's last evaluation
+    evaluated_through: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
 
 
 class Lot(SQLModel, table=True):

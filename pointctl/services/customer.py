@@ -29,7 +29,7 @@ from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, RefusedError
 from pointctl.core.expiry import anniversary_cutoff, before
 from pointctl.core.schedules import parse_schedule
-from pointctl.db.models import Account, Activity, Entry, ExpirationPolicy, Lot
+from pointctl.db.models import Account, Activity, Balance, Entry, ExpirationPolicy, Lot
 from pointctl.services import expiry
 from pointctl.services.enrollment import enrolled_at
 from pointctl.services.ledger import balance
@@ -45,28 +45,17 @@ ACTIVITY_TYPES = tuple(expiry.ENTRY_EVENTS)  # ledger entries that count as cust
 
 def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any]:
     user = clean_user(user)
-    balances = balance(session, user=user)  # "no entries for user ..." (exit 3) when unknown
     if not 1 <= entries <= MAX_ENTRIES:
         raise InvalidInputError(f"--entries must be between 1 and {MAX_ENTRIES}")
+    now = clock.now()
+    # balances and what will expire as after a punctual expire run; the trail as written
+    with expiry.as_punctual(session, user, now) as applied:
+        balances = balance(session, user=user)  # "no entries for user ..." (exit 3)
+        enrolled, enrolled_from = enrolled_at(session, user)
+        expiring, summary, unavailable = _expiring(session, user, now, enrolled)
     first, last = session.execute(select(func.min(Entry.occurred_at),
                                          func.max(Entry.occurred_at))
                                   .where(Entry.user_id == user)).one()
-    enrolled, enrolled_from = enrolled_at(session, user)
-    now = clock.now()
-    horizons = {days: parse_duration(f"{days}d").add_to(now) for days in HORIZONS}
-    unavailable = None
-    try:
-        expiring = upcoming(session, user=user, until=horizons[max(HORIZONS)],
-                            enrolled=enrolled)
-    except RefusedError:  # a schedule too frequent to walk (say, every minute)
-        expiring = []
-        unavailable = (f"more than {expiry.MAX_EVALUATIONS} evaluations of one account are "
-                       "due in 90 days; see 'pointctl expire preview --user' instead")
-    summary = [] if unavailable else [
-        {"within": f"{days}d", "until": clock.format_time(until),
-         "expires": sum(r["expires"] for r in expiring if r["moment"] <= until),
-         "rolls_over": sum(r["rolls_over"] for r in expiring if r["moment"] <= until)}
-        for days, until in horizons.items()]
     trail = audit(session, user=user, limit=entries)
     restrictions = list_restrictions(session, user=user, open_only=True)
     for row in restrictions:
@@ -78,8 +67,27 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
         "expiring_summary": summary, "expiring_unavailable": unavailable,
         "expiring": [{k: v for k, v in row.items() if k != "moment"} for row in expiring],
         "entries": trail["rows"], "entries_total": trail["matched"],
-        "restrictions": restrictions,
+        "restrictions": restrictions, **expiry.late_note(applied),
     }
+
+
+def _expiring(session: Session, user: str, now: datetime, enrolled: datetime | None
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """The evaluations that will take the user's points within 90 days, the 30/60/90-day
+    summary, or why they could not be walked."""
+    horizons = {days: parse_duration(f"{days}d").add_to(now) for days in HORIZONS}
+    try:
+        expiring = upcoming(session, user=user, until=horizons[max(HORIZONS)],
+                            enrolled=enrolled)
+    except RefusedError:  # a schedule too frequent to walk (say, every minute)
+        return [], [], (f"more than {expiry.MAX_EVALUATIONS} evaluations of one account are "
+                        "due in 90 days; see 'pointctl expire preview --user' instead")
+    summary = [
+        {"within": f"{days}d", "until": clock.format_time(until),
+         "expires": sum(r["expires"] for r in expiring if r["moment"] <= until),
+         "rolls_over": sum(r["rolls_over"] for r in expiring if r["moment"] <= until)}
+        for days, until in horizons.items()]
+    return expiring, summary, None
 
 
 def seen(session: Session, user: str, first: datetime | None, last: datetime | None
@@ -128,6 +136,9 @@ def upcoming(session: Session, *, user: str, until: datetime, enrolled: datetime
             for lot in session.execute(select(Lot).where(Lot.user_id == user, Lot.remaining > 0)
                                        .order_by(col(Lot.created_at), col(Lot.id))).scalars()]
     reach = _reachable({lot.account_id for lot in lots}, policies)
+    reached = {int(account): moment for account, moment in session.execute(
+        select(Balance.account_id, Balance.evaluated_through).where(
+            Balance.user_id == user, col(Balance.evaluated_through).is_not(None)))}
     if not lots or not reach:
         return []
     zone = program_zone(session)
@@ -142,7 +153,7 @@ def upcoming(session: Session, *, user: str, until: datetime, enrolled: datetime
     walk = _Walk(session, user, zone, enrolled)
     rows = []
     next_id = 1 + max(lot.order[1] for lot in lots)
-    for due in sorted(_dues(policies, reach, until, zone),
+    for due in sorted(_dues(policies, reach, until, zone, reached),
                       key=lambda d: (d.at, d.policy.account_id)):
         policy = due.policy
         mine = held.get(policy.account_id, [])
@@ -185,10 +196,14 @@ def _reachable(accounts: set[int], policies: dict[int, ExpirationPolicy]) -> set
 
 
 def _dues(policies: dict[int, ExpirationPolicy], accounts: set[int], until: datetime,
-          zone: ZoneInfo) -> Iterator[_Due]:
+          zone: ZoneInfo, reached: dict[int, datetime]) -> Iterator[_Due]:
+    """The evaluations still due for the customer: after the last one performed, and after
+    the last one a write applied to them (``reached``)."""
     for account in accounts:
         policy = policies[account]
         after = policy.last_evaluated_at or policy.starts_at
+        if account in reached and reached[account] > after:
+            after = reached[account]
         for at in expiry.evaluation_times(parse_schedule(policy.schedule), after, until, zone,
                                 policy.starts_at):
             yield _Due(at, policy)

@@ -44,7 +44,14 @@ from pointctl.core.errors import (
 )
 from pointctl.core.validation import MAX_POINTS, check_points, name_key
 from pointctl.db import bulk
-from pointctl.db.models import Account, AccountSource, IdempotencyRecord, Restriction, Source
+from pointctl.db.models import (
+    Account,
+    AccountSource,
+    ExpirationPolicy,
+    IdempotencyRecord,
+    Restriction,
+    Source,
+)
 from pointctl.services import locks, restrictions
 from pointctl.services.idempotency import check_key, request_hash
 from pointctl.services.lookup import dedupe_names
@@ -209,13 +216,49 @@ def group_spendable(parts: Iterable[tuple[int, int]]) -> int:
     return max(0, sum(points for points, _ in listed) - sum(debt for _, debt in listed))
 
 
-def apply(session: Session, requests: Sequence[Request], *, lock: bool = True
-          ) -> list[Outcome]:
+class _CatchUp(Exception):
+    """Request ``index`` of a chunk writes at ``moment`` to balances whose accounts have
+    evaluations due at or before it that ``expire run`` has not performed yet: ``due`` maps
+    each user to those accounts."""
+
+    def __init__(self, index: int, due: dict[str, set[int]], moment: datetime) -> None:
+        self.index, self.due, self.moment = index, due, moment
+
+
+def apply(session: Session, requests: Sequence[Request], *, lock: bool = True,
+          catch_up: bool = True) -> list[Outcome]:
     """Decide and write the requests in order; each outcome is the result of one request or
     the error that refused it (nothing of a refused request is written but, when it had an
     idempotency key, the refusal itself). ``lock=False``: no row locks, for work that is rolled
-    back (previews), so that it never blocks the writers next to it."""
-    return _Chunk(session, requests, lock=lock).run()
+    back (previews), so that it never blocks the writers next to it.
+
+    Catch-up: a request that writes at time T to a user's balance in an account first has the
+    account's evaluations due at or before T applied to that user alone, when ``expire run``
+    is late (``expiry.catch_up``), and so do the accounts that roll over into it: the ledger
+    then ends as if cron had run on time. The chunk is cut before each such request. With cron
+    on time this costs a comparison per account a request touches. ``catch_up=False``: the
+    credits of an evaluation itself, which come after every evaluation due before it."""
+    outcomes: list[Outcome] = []
+    rest = list(requests)
+    before: dict[str, set[int]] | None = None
+    while True:
+        try:
+            outcomes += _Chunk(session, rest, lock=lock, catch_up=catch_up).run()
+            return outcomes
+        except _CatchUp as late:
+            if late.index == 0 and late.due == before:  # the catch-up made no progress
+                raise RefusedError("an expiration evaluation due before this operation "
+                                   "could not be applied; run 'pointctl expire run' first"
+                                   ) from None
+            if late.index:
+                outcomes += _Chunk(session, rest[:late.index], lock=lock,
+                                   catch_up=False).run()
+            from pointctl.services.expiry import catch_up as perform_due
+
+            perform_due(session, late.due, through=late.moment,
+                        actor=rest[late.index].options.actor)
+            rest = rest[late.index:]
+            before = late.due
 
 
 def apply_one(session: Session, request: Request) -> dict[str, Any]:
@@ -370,10 +413,11 @@ class _Ids:
 # --- the chunk ------------------------------------------------------------------------------
 
 class _Chunk:
-    def __init__(self, session: Session, requests: Sequence[Request], *, lock: bool = True
-                 ) -> None:
+    def __init__(self, session: Session, requests: Sequence[Request], *, lock: bool = True,
+                 catch_up: bool = True) -> None:
         self.session = session
         self.lock = lock
+        self.catch_up = catch_up
         self.connection = session.connection()
         self.postgres = self.connection.dialect.name == "postgresql"
         self.requests = requests
@@ -420,7 +464,10 @@ class _Chunk:
         ops = self._check()
         self._load_keys(ops)
         ops = self._resolve(ops)
-        self._lock_and_load(ops)
+        suspects = self._suspects(ops) if self.catch_up else {}
+        self._lock_and_load(ops, suspects)
+        if suspects:
+            self._check_due(ops, suspects)  # raises _CatchUp when an evaluation is due
         for op in ops:
             self._decide(op)
             self.decided += 1
@@ -682,7 +729,95 @@ class _Chunk:
             return [(op.user, giver.id), (op.receiver, taker.id)]
         return []
 
-    def _lock_and_load(self, ops: list[_Op]) -> None:
+    # -- 3a. late expiration runs ------------------------------------------------------------
+
+    def _touched(self, op: _Op) -> list[Pair]:
+        """The balances a request writes to (a reversal: those of the entries it may name)."""
+        request = op.request
+        if not isinstance(request, ReverseRequest):
+            return self._op_pairs(op)
+        if request.entry_id is not None:
+            named = [self.targets[request.entry_id]] if request.entry_id in self.targets else []
+        else:
+            named = self.by_reference.get(request.reference_id or "", [])
+        return [(e.user, e.account) for e in named
+                if e.user is not None and e.account is not None]
+
+    def _suspects(self, ops: list[_Op]) -> dict[int, list[Pair]]:
+        """Per request (by position), the balances whose accounts may have an evaluation due
+        at or before its time that has not been performed: the one comparison with each
+        policy's next due time. An account counts with the accounts that roll over into it."""
+        policies = {int(account): (into, due) for account, into, due in self.session.execute(
+            select(ExpirationPolicy.account_id, ExpirationPolicy.rollover_to_id,
+                   ExpirationPolicy.next_due_at))}
+        if not policies:
+            return {}
+        feeders: dict[int, list[int]] = defaultdict(list)
+        for account, (into, _) in policies.items():
+            if into is not None:
+                feeders[int(into)].append(account)
+        found: dict[int, list[Pair]] = {}
+        for position, op in enumerate(ops):
+            if op.error is not None or (op.key is not None and op.key in self.recorded):
+                continue
+            late: list[Pair] = []
+            for user, account in self._touched(op):
+                todo, seen = [account], set()
+                while todo:  # the account and every account that rolls over into it
+                    current = todo.pop()
+                    if current in seen:
+                        continue
+                    seen.add(current)
+                    todo += feeders.get(current, [])
+                    due = policies.get(current, (None, None))[1]
+                    if due is not None and due <= op.moment:
+                        late.append((user, current))
+            if late:
+                found[position] = late
+        return found
+
+    def _check_due(self, ops: list[_Op], suspects: dict[int, list[Pair]]) -> None:
+        """Under the locks: the first request that an evaluation due for one of its users has
+        not reached yet (each user's ``evaluated_through``, else the policy's last evaluation)
+        stops the chunk before it."""
+        from pointctl.core.schedules import parse_schedule
+        from pointctl.services.settings import program_zone
+
+        zone = program_zone(self.session)
+        pairs = sorted({pair for late in suspects.values() for pair in late})
+        through: dict[Pair, Any] = {}  # the balance rows that hold something to evaluate
+        for user, account, moment in locks.pairs_query(
+                self.session, "SELECT user_id, account_id, evaluated_through FROM balance "
+                "WHERE {pairs}", pairs):
+            if (user, int(account)) in self.created:
+                continue  # new here: no points yet that an earlier evaluation could take
+            through[(user, int(account))] = moment if self.postgres or moment is None else \
+                datetime.fromisoformat(moment)
+        policies = {p.account_id: p for p in self.session.exec(
+            select(ExpirationPolicy).where(col(ExpirationPolicy.account_id).in_(
+                sorted({a for _, a in pairs}))).execution_options(populate_existing=True)
+        ).scalars()}
+        for position in sorted(suspects):
+            op = ops[position]
+            due: dict[str, set[int]] = defaultdict(set)
+            for user, account in suspects[position]:
+                policy = policies.get(account)
+                if policy is None or (user, account) not in through:
+                    continue
+                after = max(policy.last_evaluated_at or policy.starts_at, policy.starts_at,
+                            through.get((user, account)) or policy.starts_at)
+                upcoming = parse_schedule(policy.schedule).next_after(after, zone,
+                                                                      policy.starts_at)
+                if upcoming is not None and upcoming <= op.moment:
+                    due[user].add(account)
+            if due:
+                raise _CatchUp(op.index, dict(due), op.moment)
+
+    def _lock_and_load(self, ops: list[_Op], suspects: dict[int, list[Pair]] | None = None
+                       ) -> None:
+        late = sorted({pair for found in (suspects or {}).values() for pair in found})
+        if late:  # step 1 of the lock order: the policies of the evaluations a write may run
+            locks.share_policies(self.session, sorted({account for _, account in late}))
         pairs: set[Pair] = set()
         lots_needed: set[Pair] = set()
         totals_needed: set[Pair] = set()
@@ -716,7 +851,7 @@ class _Chunk:
             if target.type == "issue" and target.source is not None:
                 returning.add(target.source)
         debts, self.created = locks.lock_balances(self.session, pairs, self.now,
-                                                  lock=self.lock)
+                                                  lock=self.lock, also=late)
         for pair, debt in debts.items():
             self.pairs[pair] = _Pair(debt)
         self._load_target_state()

@@ -14,7 +14,8 @@ evaluation of the same balance.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -157,8 +158,10 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
         session.delete(current)
         session.flush()
     policy.account_id = int(target.id or 0)
+    _set_next_due(policy, program_zone(session))
     session.add(policy)
     session.flush()
+    _forget_catch_ups(session, policy.account_id)
     return {**describe_policy(session, policy), "changed": True}
 
 
@@ -168,7 +171,28 @@ def clear_policy(session: Session, *, account: str) -> dict[str, Any]:
     if current is not None:
         session.delete(current)
         session.flush()
+        _forget_catch_ups(session, int(target.id or 0))
     return {"account": target.name, "policy": "none", "changed": current is not None}
+
+
+def _set_next_due(policy: ExpirationPolicy, zone: ZoneInfo) -> None:
+    policy.next_due_at = parse_schedule(policy.schedule).next_after(
+        policy.last_evaluated_at or policy.starts_at, zone, policy.starts_at)
+
+
+def refresh_next_due(session: Session) -> None:
+    """Every policy's next evaluation, again (the program time zone changed)."""
+    zone = program_zone(session)
+    for policy in session.exec(select(ExpirationPolicy)).scalars():
+        _set_next_due(policy, zone)
+        session.add(policy)
+    session.flush()
+
+
+def _forget_catch_ups(session: Session, account_id: int) -> None:
+    """A new (or no) policy: the evaluations users were caught up through were the old one's."""
+    session.execute(text("UPDATE balance SET evaluated_through = NULL WHERE account_id = :a "
+                         "AND evaluated_through IS NOT NULL"), {"a": account_id})
 
 
 def account_names(session: Session) -> dict[int, str]:
@@ -303,12 +327,23 @@ class Outcome:
 
 
 def perform(session: Session, *, account_id: int, at: datetime, actor: str,
-            collect_users: bool = False, lock: bool = True) -> Outcome:
-    """Perform the evaluation of ``account_id`` at ``at`` unless it was performed already.
-    ``lock=False`` (dry runs and previews, rolled back) takes no row locks, so a preview never
-    blocks or deadlocks the writers it runs next to."""
-    policy = locks.lock_policy(session, account_id) if lock else session.get(ExpirationPolicy,
-                                                                        account_id)
+            collect_users: bool = False, lock: bool = True,
+            users: Sequence[str] | None = None) -> Outcome:
+    """Perform the evaluation of ``account_id`` at ``at`` unless it was performed already,
+    for every user but those a write has caught up through ``at`` already (their balance
+    row's ``evaluated_through``). ``lock=False`` (dry runs and previews, rolled back) takes no
+    row locks, so a preview never blocks or deadlocks the writers it runs next to.
+
+    ``users``: a write's catch-up (``catch_up``) of these users alone; the caller holds the
+    policy row (FOR SHARE) and their balance rows, and the evaluation stays due for the
+    others (no ``expiration_run`` row, ``last_evaluated_at`` unchanged)."""
+    if users is not None:
+        policy = session.exec(select(ExpirationPolicy).where(
+            col(ExpirationPolicy.account_id) == account_id)
+            .execution_options(populate_existing=True)).scalars().first()
+    else:
+        policy = locks.lock_policy(session, account_id) if lock else \
+            session.get(ExpirationPolicy, account_id)
     account = session.get(Account, account_id)
     name = account.name if account else str(account_id)
     if policy is None or (policy.last_evaluated_at is not None
@@ -323,9 +358,13 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     # users with candidate lots, locked (PostgreSQL) in the order every writer uses
     targets = [account_id] + ([rollover] if rollover else [])
     sql.run("CREATE TEMP TABLE pointctl_exp_user (user_id VARCHAR(200) PRIMARY KEY)")
+    params: dict[str, Any] = {"account": account_id, "widest": sql.time(widest),
+                              "at": sql.time(at)}
     holders = ("SELECT DISTINCT user_id FROM lot WHERE account_id = :account AND remaining > 0"
-               " AND created_at <= :widest")
-    params = {"account": account_id, "widest": sql.time(widest), "at": sql.time(at)}
+               " AND created_at <= :widest AND user_id NOT IN (SELECT user_id FROM balance "
+               "WHERE account_id = :account AND evaluated_through >= :at)")
+    if users is not None:
+        holders += f" AND user_id IN ({_bind_list(params, 'user', sorted(set(users)))})"
     if rollover:
         locks.create_balances_of(session, holders, rollover, params)
     locks.lock_balances_of(session, holders, targets, params, into="pointctl_exp_user",
@@ -336,9 +375,9 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     columns = f"c.*, {sql.new_ids('entry', row)} AS entry_id"
     sql.run(f"CREATE TEMP TABLE pointctl_exp AS SELECT {columns} FROM ({candidates}) c",
             **params)
-    lots, users, points = sql.run("SELECT COUNT(*), COUNT(DISTINCT user_id), "
-                                  "COALESCE(SUM(points), 0) FROM pointctl_exp").one()
-    outcome = Outcome(name, at, performed=True, users=int(users), lots=int(lots))
+    lots, touched, points = sql.run("SELECT COUNT(*), COUNT(DISTINCT user_id), "
+                                    "COALESCE(SUM(points), 0) FROM pointctl_exp").one()
+    outcome = Outcome(name, at, performed=True, users=int(touched), lots=int(lots))
     if lots:
         if sql.postgres:
             sql.run("ANALYZE pointctl_exp")
@@ -354,15 +393,94 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
                 for user, total in sql.run("SELECT user_id, SUM(points) FROM pointctl_exp "
                                            "GROUP BY user_id ORDER BY user_id")]
     sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
+    if users is not None:
+        sql.run(f"UPDATE balance SET evaluated_through = :at WHERE account_id = :account "
+                f"AND user_id IN ({_bind_list(params, 'user', sorted(set(users)))})", **params)
+        return outcome
     names = account_names(session)
     session.add(ExpirationRun(
         account_id=account_id, evaluated_at=at, policy=policy_words(policy, names)[:300],
         users=outcome.users, lots=outcome.lots, expired=outcome.expired,
         rolled_over=outcome.rolled_over, actor=actor, performed_at=now))
     policy.last_evaluated_at = at
+    _set_next_due(policy, zone)
     session.add(policy)
     session.flush()
     return outcome
+
+
+def catch_up(session: Session, due: dict[str, set[int]], *, through: datetime,
+             actor: str, lock: bool = True) -> None:
+    """A write at ``through`` comes after evaluations that ``expire run`` has not performed
+    yet: perform, for each user alone, the evaluations of their accounts in ``due`` that fell
+    due at or before it and have not reached them, oldest first (then by account), exactly as
+    a punctual run would have; each user's balance row remembers how far it got
+    (``evaluated_through``), and ``expire run`` later skips them. The caller holds the policy
+    rows (FOR SHARE) and the users' balance rows."""
+    from collections import defaultdict
+
+    zone = program_zone(session)
+    plan: dict[tuple[datetime, int], list[str]] = defaultdict(list)
+    for account_id in sorted({account for accounts in due.values() for account in accounts}):
+        policy = session.exec(select(ExpirationPolicy).where(
+            col(ExpirationPolicy.account_id) == account_id)
+            .execution_options(populate_existing=True)).scalars().first()
+        if policy is None:
+            continue
+        users = sorted(user for user, accounts in due.items() if account_id in accounts)
+        params: dict[str, Any] = {"account": account_id}
+        reached = {user: moment for user, moment in session.execute(text(
+            f"SELECT user_id, evaluated_through FROM balance WHERE account_id = :account "
+            f"AND evaluated_through IS NOT NULL "
+            f"AND user_id IN ({_bind_list(params, 'user', users)})"), params)}
+        schedule = parse_schedule(policy.schedule)
+        performed = policy.last_evaluated_at or policy.starts_at
+        for user in users:
+            mine = reached.get(user)
+            if isinstance(mine, str):
+                mine = datetime.fromisoformat(mine)
+            after = max(performed, policy.starts_at, mine or performed)
+            for moment in evaluation_times(schedule, after, through, zone, policy.starts_at):
+                plan[(moment, account_id)].append(user)
+    for (moment, account_id), users in sorted(plan.items()):
+        perform(session, account_id=account_id, at=moment, actor=actor, users=users, lock=lock)
+
+
+@contextmanager
+def as_punctual(session: Session, user: str, through: datetime) -> Iterator[bool | None]:
+    """For a read: inside, the user's ledger is as a punctual ``expire run`` would have left
+    it at ``through``: the evaluations due by then that have not reached the user are
+    performed in a savepoint that is rolled back afterwards (nothing is kept, no row is
+    locked). Yields None when none was due, True when they were applied, False when the
+    transaction cannot write even what it rolls back (read-only): the ledger as written."""
+    accounts = {int(account) for account, in session.execute(text(
+        "SELECT b.account_id FROM balance b JOIN expiration_policy p "
+        "ON p.account_id = b.account_id WHERE b.user_id = :user AND p.next_due_at <= :through"
+    ), {"user": user, "through": RawSql(session).time(through)})}
+    if not accounts:
+        yield None
+        return
+    from sqlalchemy.exc import DBAPIError
+
+    nested = session.begin_nested()
+    try:
+        try:
+            catch_up(session, {user: accounts}, through=through, actor="pointctl", lock=False)
+            applied = True
+        except DBAPIError:
+            nested.rollback()
+            nested, applied = session.begin_nested(), False
+        yield applied
+    finally:
+        nested.rollback()
+        session.expire_all()
+
+
+def late_note(applied: bool | None) -> dict[str, str]:
+    """What a read says of the late evaluations it found (nothing when none was due)."""
+    if applied is None:
+        return {}
+    return {"late_evaluations": "applied" if applied else "not applied"}
 
 
 def candidates_cutoff(policy: ExpirationPolicy, at: datetime, zone: ZoneInfo) -> datetime:
@@ -519,7 +637,7 @@ def _roll_over(sql: RawSql, policy: ExpirationPolicy, *, at: datetime, actor: st
                                    origin_lot_id=int(origin), debit_entry_id=int(debit),
                                    note=note, options=options, ignore_max_balance=True)
             for debit, user, source, points, origin in rows[start:start + ROLLOVER_CHUNK]]
-        for outcome in engine.apply(sql.session, requests, lock=lock):
+        for outcome in engine.apply(sql.session, requests, lock=lock, catch_up=False):
             if isinstance(outcome, PointctlError):
                 raise outcome
 

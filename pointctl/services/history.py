@@ -23,6 +23,15 @@ from pointctl.services.writes import clean_user
 
 def history(session: Session, *, user: str, at: datetime) -> dict[str, Any]:
     user = clean_user(user)
+    from pointctl.services.expiry import as_punctual, late_note
+
+    # the evaluations due by then count, as if a late expire run had run on time
+    with as_punctual(session, user, min(at, clock.now())) as applied:
+        found = _history(session, user, at)
+    return {**found, **late_note(applied)}
+
+
+def _history(session: Session, user: str, at: datetime) -> dict[str, Any]:
     sql = RawSql(session)
     if sql.run("SELECT 1 FROM entry WHERE user_id = :user LIMIT 1", user=user).first() is None:
         raise NotFoundError(f"no entries for user {user!r}")

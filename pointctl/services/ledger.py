@@ -112,6 +112,14 @@ def balance(session: Session, *, user: str, at: datetime | None = None) -> dict[
     """Per account: balance, available, pending, debt, group; and a total per group label."""
     user = clean_user(user)
     moment = at or clock.now()
+    from pointctl.services.expiry import as_punctual, late_note
+
+    with as_punctual(session, user, moment) as applied:  # as if expire run ran on time
+        found = _balance(session, user, moment)
+    return {**found, **late_note(applied)}
+
+
+def _balance(session: Session, user: str, moment: datetime) -> dict[str, Any]:
     lots = (select(Lot.account_id,
                    func.sum(Lot.remaining).label("total"),
                    func.sum(case((Lot.available_at <= moment, Lot.remaining), else_=0))

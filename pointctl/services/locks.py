@@ -2,7 +2,8 @@
 
 The order (a writer takes what it needs of each step, never going back to an earlier step):
 
-1. the expiration policy row of the account being evaluated (``lock_policy``);
+1. the expiration policy row of the account being evaluated (``lock_policy``), or FOR SHARE
+   the policies whose late evaluations a write catches up (``share_policies``);
 2. balance rows, by (user, account) with users compared by code point (``COLLATE "C"``, the
    order of Python's ``sorted``), created first when missing (``lock_balances``);
 3. source rows, by id: FOR UPDATE where the writer changes the inventory or a system
@@ -52,6 +53,17 @@ def lock_policy(session: Session, account_id: int) -> Any:
     return session.exec(
         select(ExpirationPolicy).where(ExpirationPolicy.account_id == account_id)
         .with_for_update().execution_options(populate_existing=True)).first()
+
+
+def share_policies(session: Session, account_ids: Sequence[int]) -> None:
+    """Step 1 for a write that may catch up late evaluations: the policy rows of those
+    accounts FOR SHARE, by account id (``expire run`` takes one FOR UPDATE, so it waits for
+    the write, or the write for it)."""
+    if _postgres(session) and account_ids:
+        session.connection().exec_driver_sql(
+            "SELECT account_id FROM expiration_policy WHERE account_id IN ("
+            + ", ".join(str(int(a)) for a in sorted(set(account_ids)))
+            + ") ORDER BY account_id FOR SHARE")
 
 
 def create_balances(session: Session, pairs: Iterable[Pair], moment: datetime) -> set[Pair]:
@@ -153,10 +165,12 @@ def pairs_query(session: Session, query: str, pairs: Sequence[Pair],
 
 
 def lock_balances(session: Session, pairs: Iterable[Pair], moment: datetime, *,
-                  lock: bool = True) -> tuple[dict[Pair, int], set[Pair]]:
+                  lock: bool = True, also: Iterable[Pair] = ()
+                  ) -> tuple[dict[Pair, int], set[Pair]]:
     """Step 2: create the missing balance rows, lock them all in (user, account) order; their
-    debts, and the pairs whose rows were created here. ``lock=False`` (work that is rolled
-    back) reads the debts without locking."""
+    debts, and the pairs whose rows were created here. ``also``: rows locked with them, in the
+    same order, if they exist (not created). ``lock=False`` (work that is rolled back) reads
+    the debts without locking."""
     ordered = sorted(set(pairs))
     created = create_balances(session, ordered, moment)
     debts: dict[Pair, int] = dict.fromkeys(ordered, 0)
@@ -164,8 +178,9 @@ def lock_balances(session: Session, pairs: Iterable[Pair], moment: datetime, *,
              "ORDER BY user_id COLLATE \"C\", account_id" + (" FOR UPDATE" if lock else "")
              if _postgres(session) else
              "SELECT user_id, account_id, debt FROM balance WHERE debt > 0 AND {pairs}")
-    for user, account, debt in pairs_query(session, query, ordered):
-        debts[(user, account)] = int(debt)
+    for user, account, debt in pairs_query(session, query, sorted(set(ordered) | set(also))):
+        if (user, int(account)) in debts:
+            debts[(user, int(account))] = int(debt)
     return debts, created
 
 

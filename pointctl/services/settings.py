@@ -44,6 +44,10 @@ def set_value(session: Session, *, key: str, value: str) -> dict[str, Any]:
         row.value, row.updated_at = value, clock.now()
     session.add(row)
     session.flush()
+    if key == "timezone" and old != value:  # schedules are wall-clock times of the zone
+        from pointctl.services.expiry import refresh_next_due
+
+        refresh_next_due(session)
     return {"key": key, "value": value, "previous": old, "changed": old != value}
 
 
