@@ -756,25 +756,35 @@ class _Chunk:
         for account, (into, _) in policies.items():
             if into is not None:
                 feeders[int(into)].append(account)
-        found: dict[int, list[Pair]] = {}
+        # per account: itself and every account that rolls over into it, with a policy and
+        # a next due time, and the earliest of those times
+        closure: dict[int, list[tuple[int, datetime]]] = {}
+        earliest: dict[int, datetime] = {}
+        touched = [self._touched(op) if op.error is None else [] for op in ops]
+        for start in {pair[1] for pairs in touched for pair in pairs}:
+            todo, seen, found = [start], set(), []
+            while todo:
+                current = todo.pop()
+                if current in seen:
+                    continue
+                seen.add(current)
+                todo += feeders.get(current, [])
+                due = policies.get(current, (None, None))[1]
+                if due is not None:
+                    found.append((current, due))
+            if found:
+                closure[start] = found
+                earliest[start] = min(due for _, due in found)
+        result: dict[int, list[Pair]] = {}
         for position, op in enumerate(ops):
             if op.error is not None or (op.key is not None and op.key in self.recorded):
                 continue
-            late: list[Pair] = []
-            for user, account in self._touched(op):
-                todo, seen = [account], set()
-                while todo:  # the account and every account that rolls over into it
-                    current = todo.pop()
-                    if current in seen:
-                        continue
-                    seen.add(current)
-                    todo += feeders.get(current, [])
-                    due = policies.get(current, (None, None))[1]
-                    if due is not None and due <= op.moment:
-                        late.append((user, current))
+            late = [(user, account) for user, start in touched[position]
+                    if start in earliest and earliest[start] <= op.moment  # the comparison
+                    for account, due in closure[start] if due <= op.moment]
             if late:
-                found[position] = late
-        return found
+                result[position] = late
+        return result
 
     def _check_due(self, ops: list[_Op], suspects: dict[int, list[Pair]]) -> None:
         """Under the locks: the first request that an evaluation due for one of its users has
