@@ -278,7 +278,8 @@ def expiration(
             ("--percent", percent), ("--activity", activity)) if value is not None]
         if extra:
             raise InvalidInputError(f"{', '.join(extra)} does not apply with --none")
-        result = state.call(expiry.clear_policy, write=True, account=name)
+        result = state.call(expiry.clear_policy, write=True, account=name,
+                            actor=state.current.actor)
         note = (f"Account {result['account']!r}: points no longer expire" if result["changed"]
                 else f"Account {result['account']!r} has no expiration policy; nothing changed")
         emit_result(result, fmt, [("account", "account"), ("policy", "policy")], note)

@@ -89,7 +89,12 @@ def call_punctual(service: Callable[..., dict[str, Any]], **kwargs: Any) -> dict
     written, and a note says so."""
     result = call(service, write=False, **kwargs)
     if result.get("late_evaluations") == "not applied" and not current.read_only:
-        result = call_rolled_back(service, **kwargs)
+        from pointctl.core.errors import RefusedError
+
+        try:
+            result = call_rolled_back(service, **kwargs)
+        except RefusedError:  # the database refused even a transaction that writes
+            pass
     if result.get("late_evaluations") == "not applied":  # read-only, or a role that reads only
         from pointctl.cli.render import message
 

@@ -188,7 +188,7 @@ def apply_chunk(session: Session, ops: list[Op], *, actor: str) -> list[Outcome]
     places: list[int] = []
     enrollments: list[int] = []
     for index, op in enumerate(ops):
-        if op.op == "enroll":  # no balance: nothing the engine decides depends on it
+        if op.op == "enroll":  # no balance: applied before the chunk's other requests
             enrollments.append(index)
             continue
         try:
@@ -196,15 +196,16 @@ def apply_chunk(session: Session, ops: list[Op], *, actor: str) -> list[Outcome]
             places.append(index)
         except PointctlError as error:
             outcomes[index] = error
-    for index, outcome in zip(places, engine.apply(session, requests), strict=True):
-        outcomes[index] = outcome
-    session.expire_all()  # the engine wrote with plain SQL
+    # enrollments first: a date of the past, which the catch-up of late expiration runs reads
     for index in enrollments:  # a refusal happens before anything is written
         try:
             outcomes[index] = enrollment.enroll(session, user=ops[index].get("user"),
                                                 at=ops[index].at, actor=actor)
         except PointctlError as error:
             outcomes[index] = error
+    for index, outcome in zip(places, engine.apply(session, requests), strict=True):
+        outcomes[index] = outcome
+    session.expire_all()  # the engine wrote with plain SQL
     return outcomes  # type: ignore[return-value]
 
 

@@ -238,27 +238,44 @@ def apply(session: Session, requests: Sequence[Request], *, lock: bool = True,
     then ends as if cron had run on time. The chunk is cut before each such request. With cron
     on time this costs a comparison per account a request touches. ``catch_up=False``: the
     credits of an evaluation itself, which come after every evaluation due before it."""
+    from pointctl.services.expiry import catch_up as perform_due
+
     outcomes: list[Outcome] = []
     rest = list(requests)
     before: dict[str, set[int]] | None = None
+    left: set[Pair] = set()  # balance rows created by a chunk that stopped for a catch-up
+    used: set[Pair] = set()
     while True:
+        chunk = _Chunk(session, rest, lock=lock, catch_up=catch_up)
         try:
-            outcomes += _Chunk(session, rest, lock=lock, catch_up=catch_up).run()
-            return outcomes
-        except _CatchUp as late:
+            outcomes += chunk.run()
+            used |= chunk.used
+            break
+        except _CatchUp as stop:
+            late = stop  # the name of an except clause ends with it
+            left |= chunk.created
+        if late.index:
+            head = _Chunk(session, rest[:late.index], lock=lock, catch_up=False)
+            outcomes += head.run()
+            used |= head.used
+        try:
             if late.index == 0 and late.due == before:  # the catch-up made no progress
-                raise RefusedError("an expiration evaluation due before this operation "
-                                   "could not be applied; run 'pointctl expire run' first"
-                                   ) from None
-            if late.index:
-                outcomes += _Chunk(session, rest[:late.index], lock=lock,
-                                   catch_up=False).run()
-            from pointctl.services.expiry import catch_up as perform_due
-
+                raise RefusedError("an expiration evaluation due before this operation could "
+                                   "not be applied; run 'pointctl expire run' first")
             perform_due(session, late.due, through=late.moment,
-                        actor=rest[late.index].options.actor)
-            rest = rest[late.index:]
-            before = late.due
+                        actor=rest[late.index].options.actor, lock=lock)
+        except PointctlError as error:  # this request is refused; the others go on
+            outcomes.append(error)
+            rest = rest[late.index + 1:]
+            before = None
+            if not rest:
+                break
+            continue
+        rest = rest[late.index:]
+        before = late.due
+    # rows the stopped chunks created for requests refused since, that hold nothing
+    locks.drop_empty_balances(session, left - used)
+    return outcomes
 
 
 def apply_one(session: Session, request: Request) -> dict[str, Any]:
@@ -418,6 +435,7 @@ class _Chunk:
         self.session = session
         self.lock = lock
         self.catch_up = catch_up
+        self.rollover_to: dict[int, int] = {}  # account -> the account its policy rolls into
         self.connection = session.connection()
         self.postgres = self.connection.dialect.name == "postgresql"
         self.requests = requests
@@ -466,8 +484,6 @@ class _Chunk:
         ops = self._resolve(ops)
         suspects = self._suspects(ops) if self.catch_up else {}
         self._lock_and_load(ops, suspects)
-        if suspects:
-            self._check_due(ops, suspects)  # raises _CatchUp when an evaluation is due
         for op in ops:
             self._decide(op)
             self.decided += 1
@@ -756,6 +772,7 @@ class _Chunk:
         for account, (into, _) in policies.items():
             if into is not None:
                 feeders[int(into)].append(account)
+                self.rollover_to[account] = int(into)
         # per account: itself and every account that rolls over into it, with a policy and
         # a next due time, and the earliest of those times
         closure: dict[int, list[tuple[int, datetime]]] = {}
@@ -795,13 +812,23 @@ class _Chunk:
 
         zone = program_zone(self.session)
         pairs = sorted({pair for late in suspects.values() for pair in late})
+        # a row created by this chunk held nothing before the chunk's first request to it:
+        # it counts as evaluated through that request's time
+        first: dict[Pair, datetime] = {}
+        for op in ops:
+            if op.error is None:
+                for pair in self._touched(op):
+                    first.setdefault(pair, op.moment)
         through: dict[Pair, Any] = {}  # the balance rows that hold something to evaluate
         for user, account, moment in locks.pairs_query(
                 self.session, "SELECT user_id, account_id, evaluated_through FROM balance "
                 "WHERE {pairs}", pairs):
-            if (user, int(account)) in self.created:
-                continue  # new here: no points yet that an earlier evaluation could take
-            through[(user, int(account))] = moment if self.postgres or moment is None else \
+            pair = (user, int(account))
+            if pair in self.created:
+                if pair in first:
+                    through[pair] = first[pair]
+                continue  # created only to be locked: nothing in it yet
+            through[pair] = moment if self.postgres or moment is None else \
                 datetime.fromisoformat(moment)
         policies = {p.account_id: p for p in self.session.exec(
             select(ExpirationPolicy).where(col(ExpirationPolicy.account_id).in_(
@@ -826,9 +853,17 @@ class _Chunk:
     def _lock_and_load(self, ops: list[_Op], suspects: dict[int, list[Pair]] | None = None
                        ) -> None:
         late = sorted({pair for found in (suspects or {}).values() for pair in found})
-        if late:  # step 1 of the lock order: the policies of the evaluations a write may run
+        if late and self.lock:  # step 1: the policies of the evaluations a write may run
             locks.share_policies(self.session, sorted({account for _, account in late}))
         pairs: set[Pair] = set()
+        # step 2 takes every balance row a catch-up may write: the late accounts' rows and
+        # those of the accounts they roll over into (created when missing)
+        for user, account in late:
+            pairs.add((user, account))
+            into = self.rollover_to.get(account)
+            while into is not None and (user, into) not in pairs:
+                pairs.add((user, into))
+                into = self.rollover_to.get(into)
         lots_needed: set[Pair] = set()
         totals_needed: set[Pair] = set()
         issue_sources: dict[int, bool] = defaultdict(bool)  # -> restricted issues from it
@@ -861,7 +896,9 @@ class _Chunk:
             if target.type == "issue" and target.source is not None:
                 returning.add(target.source)
         debts, self.created = locks.lock_balances(self.session, pairs, self.now,
-                                                  lock=self.lock, also=late)
+                                                  lock=self.lock)
+        if suspects:  # before any source lock: raises _CatchUp when an evaluation is due
+            self._check_due(ops, suspects)
         for pair, debt in debts.items():
             self.pairs[pair] = _Pair(debt)
         self._load_target_state()

@@ -147,6 +147,7 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
         policy.rollover_to_id = into.id
     current = locks.lock_policy(session, target.id)
     if current is not None:
+        _perform_due(session, current, actor=actor)
         same = all(getattr(current, name) == getattr(policy, name) for name in (
             "kind", "schedule", "older_than", "rollover_to_id", "snap_to", "fixed_date",
             "min_age", "inactive_for", "percent", "activity"))
@@ -165,14 +166,27 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
     return {**describe_policy(session, policy), "changed": True}
 
 
-def clear_policy(session: Session, *, account: str) -> dict[str, Any]:
+def clear_policy(session: Session, *, account: str, actor: str = "pointctl"
+                 ) -> dict[str, Any]:
     target = account_by_name(session, account)
     current = locks.lock_policy(session, target.id)
     if current is not None:
+        _perform_due(session, current, actor=actor)
         session.delete(current)
         session.flush()
         _forget_catch_ups(session, int(target.id or 0))
     return {"account": target.name, "policy": "none", "changed": current is not None}
+
+
+def _perform_due(session: Session, policy: ExpirationPolicy, *, actor: str) -> None:
+    """Before a policy is replaced or removed: the evaluations it still owes, as cron would
+    have performed them by now (some users may have had them already, by a write's
+    catch-up); the next policy starts where it ends."""
+    zone = program_zone(session)
+    after = policy.last_evaluated_at or policy.starts_at
+    for moment in evaluation_times(parse_schedule(policy.schedule), after, clock.now(), zone,
+                                   policy.starts_at):
+        perform(session, account_id=policy.account_id, at=moment, actor=actor)
 
 
 def _set_next_due(policy: ExpirationPolicy, zone: ZoneInfo) -> None:
@@ -440,7 +454,14 @@ def catch_up(session: Session, due: dict[str, set[int]], *, through: datetime,
             if isinstance(mine, str):
                 mine = datetime.fromisoformat(mine)
             after = max(performed, policy.starts_at, mine or performed)
-            for moment in evaluation_times(schedule, after, through, zone, policy.starts_at):
+            try:
+                times = evaluation_times(schedule, after, through, zone, policy.starts_at)
+            except RefusedError:
+                raise RefusedError(
+                    f"more than {MAX_EVALUATIONS} evaluations of account "
+                    f"{account_names(session).get(account_id, str(account_id))!r} are due "
+                    "before this operation; run 'pointctl expire run' first") from None
+            for moment in times:
                 plan[(moment, account_id)].append(user)
     for (moment, account_id), users in sorted(plan.items()):
         perform(session, account_id=account_id, at=moment, actor=actor, users=users, lock=lock)
@@ -450,9 +471,11 @@ def catch_up(session: Session, due: dict[str, set[int]], *, through: datetime,
 def as_punctual(session: Session, user: str, through: datetime) -> Iterator[bool | None]:
     """For a read: inside, the user's ledger is as a punctual ``expire run`` would have left
     it at ``through``: the evaluations due by then that have not reached the user are
-    performed in a savepoint that is rolled back afterwards (nothing is kept, no row is
-    locked). Yields None when none was due, True when they were applied, False when the
-    transaction cannot write even what it rolls back (read-only): the ledger as written."""
+    performed in a savepoint that is rolled back afterwards. Nothing is kept but the ids
+    PostgreSQL's sequences handed out; the user's balance rows are locked first, in the one
+    order, as every writer does, until the savepoint is gone. Yields None when none was due,
+    True when they were applied, False when the transaction cannot write even what it rolls
+    back (read-only): the ledger as written."""
     accounts = {int(account) for account, in session.execute(text(
         "SELECT b.account_id FROM balance b JOIN expiration_policy p "
         "ON p.account_id = b.account_id WHERE b.user_id = :user AND p.next_due_at <= :through"
@@ -462,12 +485,18 @@ def as_punctual(session: Session, user: str, through: datetime) -> Iterator[bool
         return
     from sqlalchemy.exc import DBAPIError
 
+    from pointctl.db.session import _refused
+
     nested = session.begin_nested()
     try:
         try:
-            catch_up(session, {user: accounts}, through=through, actor="pointctl", lock=False)
+            pairs = sorted((user, account) for account in accounts)
+            locks.lock_balances(session, pairs, clock.now())  # present: no row is created
+            catch_up(session, {user: accounts}, through=through, actor="pointctl")
             applied = True
-        except DBAPIError:
+        except DBAPIError as error:
+            if not _refused(error):
+                raise
             nested.rollback()
             nested, applied = session.begin_nested(), False
         yield applied

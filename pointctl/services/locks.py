@@ -95,6 +95,19 @@ def drop_unused_balances(session: Session, pairs: Iterable[Pair]) -> None:
             f"DELETE FROM balance WHERE user_id = {mark} AND account_id = {mark}", ordered)
 
 
+def drop_empty_balances(session: Session, pairs: Iterable[Pair]) -> None:
+    """Delete those balance rows that hold nothing (no lot, no debt): rows created for a
+    catch-up or for requests that were refused in the end."""
+    ordered = sorted(set(pairs))
+    if ordered:
+        mark = "%s" if _postgres(session) else "?"
+        session.connection().exec_driver_sql(
+            f"DELETE FROM balance WHERE user_id = {mark} AND account_id = {mark} AND debt = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM lot WHERE lot.user_id = balance.user_id "
+            "AND lot.account_id = balance.account_id)",
+            [(user, account) for user, account in ordered])
+
+
 def create_balances_of(session: Session, holders: str, account_id: int,
                        params: dict[str, Any]) -> None:
     """Set-based step 2 for many users: the missing balance rows of the users that the query
@@ -165,12 +178,10 @@ def pairs_query(session: Session, query: str, pairs: Sequence[Pair],
 
 
 def lock_balances(session: Session, pairs: Iterable[Pair], moment: datetime, *,
-                  lock: bool = True, also: Iterable[Pair] = ()
-                  ) -> tuple[dict[Pair, int], set[Pair]]:
+                  lock: bool = True) -> tuple[dict[Pair, int], set[Pair]]:
     """Step 2: create the missing balance rows, lock them all in (user, account) order; their
-    debts, and the pairs whose rows were created here. ``also``: rows locked with them, in the
-    same order, if they exist (not created). ``lock=False`` (work that is rolled back) reads
-    the debts without locking."""
+    debts, and the pairs whose rows were created here. ``lock=False`` (work that is rolled
+    back) reads the debts without locking."""
     ordered = sorted(set(pairs))
     created = create_balances(session, ordered, moment)
     debts: dict[Pair, int] = dict.fromkeys(ordered, 0)
@@ -178,9 +189,8 @@ def lock_balances(session: Session, pairs: Iterable[Pair], moment: datetime, *,
              "ORDER BY user_id COLLATE \"C\", account_id" + (" FOR UPDATE" if lock else "")
              if _postgres(session) else
              "SELECT user_id, account_id, debt FROM balance WHERE debt > 0 AND {pairs}")
-    for user, account, debt in pairs_query(session, query, sorted(set(ordered) | set(also))):
-        if (user, int(account)) in debts:
-            debts[(user, int(account))] = int(debt)
+    for user, account, debt in pairs_query(session, query, ordered):
+        debts[(user, int(account))] = int(debt)
     return debts, created
 
 

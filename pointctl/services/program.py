@@ -593,7 +593,7 @@ def _update_account(session: Session, item: dict[str, Any], step: Step) -> None:
 def _put_policy(session: Session, item: dict[str, Any], *, actor: str) -> None:
     rule = item.get("expiration")
     if not rule:  # clear_policy changes nothing when there is none
-        expiry.clear_policy(session, account=item["name"])
+        expiry.clear_policy(session, account=item["name"], actor=actor)
         return
     expiry.set_policy(
         session, account=item["name"], kind=rule["type"], every=rule["every"],
