@@ -731,3 +731,31 @@ def test_bad_report_input_is_one_line_and_changes_nothing(cli: Cli) -> None:
 def test_period_errors_are_invalid_input() -> None:
     with pytest.raises(InvalidInputError):
         periods.resolve(today=date(2026, 3, 1), last="-3d")
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised(cli: Cli, tmp_path: Path) -> None:
+    """A spreadsheet never runs a user id, reference or name from a CSV output or export;
+    numbers (negative ones too) stay numbers; JSON is untouched."""
+    t0 = "2026-03-01T00:00:00Z"
+    ok(cli, t0, "accounts", "create", "Core", "--default")
+    ok(cli, t0, "sources", "create", "=Partner")
+    evil = "=cmd|' /C calc'!A0"
+    ok(cli, "2026-03-02T10:00:00Z", "issue", evil, "100", "--source", "=Partner",
+       "--reference-id", "@SUM(A1:A9)")
+    ok(cli, "2026-03-03T10:00:00Z", "spend", evil, "30", "--reference-id", "+1-555")
+    when = at("2026-03-25T00:00:00Z")
+    rows = list(csv.DictReader(io.StringIO(
+        cli.ok("report", "audit", "--format", "csv", env=when).stdout)))
+    assert [(r["user"], r["reference_id"], r["modification"]) for r in rows] == [
+        ("'" + evil, "'+1-555", "-30"), ("'" + evil, "'@SUM(A1:A9)", "100")]
+    assert rows[1]["source"] == "'=Partner"
+    seen = next(csv.DictReader(io.StringIO(
+        cli.ok("customer", evil, "--format", "csv", env=when).stdout)))
+    assert (seen["section"], seen["user"]) == ("seen", "'" + evil)
+    export = tmp_path / "sources.csv"
+    cli.ok("report", "sources", "--from", "2026-03-01", "--to", "2026-03-03", "--export",
+           str(export), env=when)
+    assert [line.split(",")[1] for line in export.read_text().splitlines()[1:]] == \
+        ["'=Partner"] * 3
+    as_json = ok(cli, "2026-03-25T00:00:00Z", "report", "audit")
+    assert as_json[0]["user"] == evil and as_json[0]["reference_id"] == "+1-555"

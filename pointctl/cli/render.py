@@ -32,14 +32,25 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _csv_value(value: Any) -> Any:
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell that a spreadsheet shows as it is: a text that begins like a
+    formula (``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a leading ``'``, so
+    that a user id such as ``=cmd|' /C calc'!A0`` is never run; numbers stay numbers."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
-        return ";".join(str(item) for item in value)
+        value = ";".join(str(item) for item in value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
+
+
+
 
 
 def stdout_console() -> Any:
@@ -66,7 +77,7 @@ def emit_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, columns: Column
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow([key for key, _ in columns])
         for row in rows:
-            writer.writerow([_csv_value(row.get(key)) for key, _ in columns])
+            writer.writerow([csv_cell(row.get(key)) for key, _ in columns])
     else:
         if not rows:
             message(empty)

@@ -19,7 +19,7 @@ from pointctl.cli.options import (
     ThisMonthOption,
     ToOption,
 )
-from pointctl.cli.render import OutputFormat, emit_record, emit_rows, message
+from pointctl.cli.render import OutputFormat, csv_cell, emit_record, emit_rows, message
 
 if TYPE_CHECKING:
     from pointctl.core.periods import Period
@@ -221,7 +221,7 @@ def _export_bytes(found: dict[str, Any], suffix: str) -> bytes:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([key for key, _ in SOURCE_COLUMNS])
     for row in found["rows"]:
-        writer.writerow([row[key] for key, _ in SOURCE_COLUMNS])
+        writer.writerow([csv_cell(row[key]) for key, _ in SOURCE_COLUMNS])
     return out.getvalue().encode()
 
 
