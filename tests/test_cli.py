@@ -39,7 +39,10 @@ def test_version_and_help_do_not_import_the_database_stack(tmp_path: Path) -> No
     version = run_process("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.strip() == f"pointctl {__version__}"
     assert "HEAVY=\n" in version.stderr
-    for args in (["--help"], ["accounts", "--help"], ["sources", "create", "--help"]):
+    short = run_process("-V", cwd=tmp_path)
+    assert short.returncode == 0 and short.stdout == version.stdout
+    for args in (["--help"], ["accounts", "--help"], ["sources", "create", "--help"],
+                 ["-h"], ["accounts", "-h"], ["sources", "create", "-h"]):
         result = run_process(*args, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "Usage" in result.stdout and "HEAVY=\n" in result.stderr
@@ -149,8 +152,9 @@ def test_debug_shows_the_traceback(cli: Cli, tmp_path: Path) -> None:
     plain = run_process("--db", cli.url, "accounts", "show", "Nope", cwd=tmp_path)
     assert plain.returncode == 3 and "Traceback" not in plain.stderr
     debug = run_process("--db", cli.url, "--debug", "accounts", "show", "Nope", cwd=tmp_path)
-    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    assert debug.returncode == 3 and "Traceback" in debug.stderr  # the same exit code
     assert "NotFoundError" in debug.stderr
+    assert debug.stderr.rstrip().splitlines()[-2].startswith("Error: no account named 'Nope'")
 
 
 def test_fixed_clock_and_bad_clock(cli: Cli) -> None:

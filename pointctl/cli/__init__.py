@@ -49,12 +49,16 @@ class PointctlGroup(TyperGroup):
         except typer.Abort:
             _fail("aborted", 1)
         except PointctlError as error:
-            if state.current.debug:
-                raise
+            if state.current.debug:  # the traceback, and still the documented exit code
+                import traceback
+
+                traceback.print_exc()
             _fail(error.message, error.exit_code)
         except Exception as error:  # a bug or an unmapped driver error: still one clean line
             if state.current.debug:
-                raise
+                import traceback
+
+                traceback.print_exc()
             _fail(f"unexpected {type(error).__name__}: {error} (run with --debug for the "
                   "traceback)", 1)
         sys.exit(result if isinstance(result, int) else 0)
@@ -69,6 +73,7 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -88,13 +93,14 @@ def root(
         "--actor", envvar="POINTCTL_ACTOR",
         help="Who is acting, recorded on every entry (default: the OS user).")] = None,
     debug: Annotated[bool, typer.Option(
-        "--debug", help="Show tracebacks instead of one-line errors.")] = False,
+        "--debug", help="Show the traceback of an error before its one line (the exit code "
+        "stays the documented one).")] = False,
     read_only: Annotated[bool, typer.Option(
         "--read-only", envvar="POINTCTL_READ_ONLY",
         help="Support mode: every command that writes is refused, and the database is opened "
              "read-only.")] = False,
     version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True,
+        "--version", "-V", callback=_version, is_eager=True,
         help="Show the version and exit.")] = False,
 ) -> None:
     state.current = state.Settings(
