@@ -82,7 +82,22 @@ def test_prune_deactivates_and_pauses_what_the_file_leaves_out(cli: Cli,
     cli.ok("sources", "create", "Old Campaign", "--link", "Old Promo")
     assert apply(cli, KOALLA)["changed"] == 0  # without --prune: left alone
     assert cli.json("accounts", "show", "Old Promo")["status"] == "active"
-    pruned = apply(cli, KOALLA, "--prune")
+    # what --prune would deactivate and pause needs --yes; the dry run shows it and, with
+    # --detailed-exitcode, says changes are pending
+    before = snapshot(cli.url)
+    refused = cli("config", "apply", str(KOALLA), "--prune")
+    assert refused.exit_code == 1
+    assert refused.error == ("Error: --prune would deactivate account 'Old Promo', pause "
+                             "source 'Old Campaign'; pass --yes to confirm (--dry-run shows "
+                             "the whole plan)")
+    assert snapshot(cli.url) == before
+    drift = cli("config", "apply", str(KOALLA), "--prune", "--dry-run", "--detailed-exitcode")
+    assert drift.exit_code == 5 and "Dry run: 2 changes planned" in drift.error
+    assert snapshot(cli.url) == before
+    assert cli("config", "apply", str(KOALLA), "--dry-run", "--detailed-exitcode"
+               ).exit_code == 0  # without --prune the file is applied already
+    assert cli("config", "apply", str(KOALLA), "--detailed-exitcode").exit_code == 2
+    pruned = apply(cli, KOALLA, "--prune", "--yes")
     assert sorted((s["action"], s["name"]) for s in pruned["steps"]
                   if s["action"] != "unchanged") == [("deactivate", "Old Promo"),
                                                       ("pause", "Old Campaign")]

@@ -51,7 +51,12 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
     prune: Annotated[bool, typer.Option(
         "--prune", help="Deactivate accounts and pause sources the file does not mention "
-        "(never deletes).")] = False,
+        "(never deletes); needs --yes.")] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", help="Confirm what --prune deactivates and pauses.")] = False,
+    detailed_exitcode: Annotated[bool, typer.Option(
+        "--detailed-exitcode", help="With --dry-run: exit 0 when nothing would change, 5 when "
+        "changes are pending (a drift check for CI).")] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Make the database match FILE: checks the whole file, prints the plan (create / update
@@ -64,7 +69,12 @@ def apply(
         from pointctl.core.errors import InvalidInputError
 
         raise InvalidInputError(f"cannot read {file}: {error}") from None
-    kwargs = {"text": text, "prune": prune, "actor": state.current.actor, "dry_run": dry_run}
+    if detailed_exitcode and not dry_run:
+        from pointctl.core.errors import InvalidInputError
+
+        raise InvalidInputError("--detailed-exitcode goes with --dry-run")
+    kwargs = {"text": text, "prune": prune, "actor": state.current.actor, "dry_run": dry_run,
+              "yes": yes}
     # a dry run does the whole work, so that it meets every refusal, then rolls it back
     result = state.call_rolled_back(run_apply, **kwargs) if dry_run else \
         state.call(run_apply, write=True, **kwargs)
@@ -78,10 +88,15 @@ def apply(
     if dry_run:
         message(f"Dry run: {changed} change{'s' if changed != 1 else ''} planned, nothing "
                 "applied")
+        if detailed_exitcode and changed:
+            raise typer.Exit(CHANGES_PENDING)
     elif changed:
         message(f"Applied {file.name}: {changed} change{'s' if changed != 1 else ''}")
     else:
         message(f"{file.name} is already applied; nothing changed")
+
+
+CHANGES_PENDING = 5  # config apply --dry-run --detailed-exitcode: the file is not applied yet
 
 
 @app.command("export")

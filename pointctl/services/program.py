@@ -18,7 +18,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from pointctl.core.durations import parse_duration
-from pointctl.core.errors import InvalidInputError, PointctlError
+from pointctl.core.errors import InvalidInputError, PointctlError, RefusedError
 from pointctl.core.expiry import SNAP_TO, check_fixed_date
 from pointctl.core.schedules import parse_schedule
 from pointctl.core.validation import MAX_POINTS, check_weight, clean_name
@@ -504,10 +504,18 @@ def _rule_key(rule: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def apply(session: Session, *, text: str, prune: bool = False, dry_run: bool = False,
-          actor: str) -> dict[str, Any]:
-    """Plan and carry out (``dry_run`` only marks the result: the caller rolls back)."""
+          actor: str, yes: bool = False) -> dict[str, Any]:
+    """Plan and carry out (``dry_run`` only marks the result: the caller rolls back). What
+    ``prune`` would deactivate or pause is refused without ``yes`` (a dry run only shows
+    it)."""
     wanted = parse(text)
     steps = plan(session, wanted, prune=prune)
+    pruned = [s for s in steps if s.action in ("deactivate", "pause")]
+    if pruned and not dry_run and not yes:
+        listed = ", ".join(f"{s.action} {s.kind} {s.name!r}" for s in pruned[:10])
+        more = f" and {len(pruned) - 10} more" if len(pruned) > 10 else ""
+        raise RefusedError(f"--prune would {listed}{more}; pass --yes to confirm (--dry-run "
+                           "shows the whole plan)")
     _carry_out(session, wanted, steps, actor=actor)
     return {"steps": [{"kind": s.kind, "name": s.name, "action": s.action,
                        "changes": [{"field": f, "old": o, "new": n} for f, o, n in s.changes],
