@@ -179,3 +179,16 @@ def test_upgrade_refuses_an_unknown_newer_schema(cli: Cli) -> None:
     assert result.exit_code == 4 and "'9999_future', which this pointctl does not know" in \
         result.error
     assert len(result.error.splitlines()) == 1
+
+
+def test_small_error_contracts(cli: Cli, tmp_path: Path) -> None:
+    """verify --format csv prints its header when clean; --at '' is invalid input, not now;
+    an empty batch file warns."""
+    assert cli.ok("verify", "--format", "csv").stdout == "rule,check,subject,detail\n"
+    cli.ok("accounts", "create", "Core")
+    empty_at = cli("activity", "u1", "login", "--at", "")
+    assert empty_at.exit_code == 2 and empty_at.error.startswith("Error: invalid --at ''")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    done = cli.ok("batch", str(empty))
+    assert f"Warning: {empty} holds no operations" in done.stderr

@@ -21,7 +21,7 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.options import FormatOption
-from pointctl.cli.render import OutputFormat, emit_result, progress_reporter
+from pointctl.cli.render import OutputFormat, emit_result, message, progress_reporter
 from pointctl.core.errors import InvalidInputError
 
 MAX_CHUNK = 100_000
@@ -90,6 +90,8 @@ def batch(
             f"{result.seconds:.2f} s ({summary['ops_per_second'] or 0:,} operations/s)"
             f"{'; nothing was changed (dry run)' if dry_run else ''}")
     emit_result(summary, fmt, SUMMARY, note)
+    if not lines:
+        message(f"Warning: {'standard input' if file == '-' else file} holds no operations")
     if refused:
         raise typer.Exit(1)
 

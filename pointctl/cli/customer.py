@@ -66,7 +66,7 @@ def enroll(
     from pointctl.services.enrollment import enroll as run_enroll
 
     result = state.call(run_enroll, write=True, user=user,
-                        at=parse_time(at, what="--at") if at else None,
+                        at=parse_time(at, what="--at") if at is not None else None,
                         actor=state.current.actor)
     note = (f"Enrolled {result['user']} at {result['enrolled']}" if result["changed"] else
             f"{result['user']} is already enrolled at {result['enrolled']}; nothing changed")

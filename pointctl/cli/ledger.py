@@ -38,7 +38,7 @@ def _options(at: str | None, reference_id: str | None, reference_type: str | Non
     from pointctl.core.clock import parse_time
 
     return _ledger().WriteOptions(
-        actor=state.current.actor, at=parse_time(at, what="--at") if at else None,
+        actor=state.current.actor, at=parse_time(at, what="--at") if at is not None else None,
         reference_id=reference_id, reference_type=reference_type,
         idempotency_key=idempotency_key,
     )

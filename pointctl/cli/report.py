@@ -233,7 +233,7 @@ def verify(fmt: FormatOption = OutputFormat.table) -> None:
     counts = ", ".join(f"{n} {table} rows" for table, n in result["checked"].items())
     if fmt is OutputFormat.json:
         emit_record(result, fmt, [])
-    elif result["violations"]:
+    elif result["violations"] or fmt is OutputFormat.csv:  # CSV: a header even when clean
         emit_rows(result["violations"], fmt, VIOLATION_COLUMNS, title="Ledger violations")
     if result["ok"]:
         message(f"Ledger verified: every rule holds ({counts})")
