@@ -433,8 +433,15 @@ def test_sources_report_daily_cumulative_chart_csv_and_json(cli: Cli) -> None:
                                                         "2026-03-05"]
     assert lines[1].split()[-1] == "120"   # 03-03 redeemed: 100 Base + 20 Partner
     assert lines[3].split()[-1] == "80"    # 03-04 issued
-    assert lines[1].count("█") > lines[3].count("█") > 0
-    assert lines[3].count("█") == round(lines[1].count("█") * 80 / 120)
+    # each series has its own glyph, in the legend and in its bars, colour or not
+    assert "█ issued" in chart.splitlines()[0] and "▓ redeemed" in chart.splitlines()[0] \
+        and "░ expired" in chart.splitlines()[0]
+    assert {glyph for line in lines[0::3] for glyph in "▓░" if glyph in line} == set()
+    assert "▓" in lines[1] and "█" not in lines[1]
+    assert lines[1].count("▓") > lines[3].count("█") > 0
+    assert lines[3].count("█") == round(lines[1].count("▓") * 80 / 120)
+    no_colour = cli.ok("report", "sources", *RANGE, env={**when, "NO_COLOR": "1"}).stdout
+    assert no_colour[no_colour.index("Points per day"):] == chart
     cumulative = cli.ok("report", "sources", *RANGE, "--view", "cumulative", env=when).stdout
     assert "Points per day (cumulative" in cumulative
     assert cumulative.splitlines()[-2].split()[-1] == "90"  # redeemed 100 + 20 - 10 - 20
