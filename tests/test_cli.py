@@ -192,3 +192,19 @@ def test_small_error_contracts(cli: Cli, tmp_path: Path) -> None:
     empty.write_text("\n")
     done = cli.ok("batch", str(empty))
     assert f"Warning: {empty} holds no operations" in done.stderr
+
+
+def test_a_wrong_choice_names_the_closest_one(cli: Cli, tmp_path: Path) -> None:
+    status = cli("accounts", "list", "--status", "actve")
+    assert status.exit_code == 2 and status.error == (
+        "Error: Invalid value for '--status': 'actve' is not one of 'active', 'inactive', "
+        "'all' (did you mean 'active'?)")
+    zone = cli("config", "set", "timezone", "America/NewYork")
+    assert zone.exit_code == 2 and "(did you mean 'America/New_York'?)" in zone.error
+    path = tmp_path / "ops.jsonl"
+    path.write_text('{"op": "isue", "user": "u1", "points": 1, "source": "Base"}\n')
+    op = cli("batch", str(path))
+    assert op.exit_code == 2 and "not 'isue' (did you mean 'issue'?)" in op.error
+    far = cli("accounts", "list", "--format", "xml")
+    assert far.exit_code == 2 and "did you mean" not in far.error and "Value error" not in \
+        far.error

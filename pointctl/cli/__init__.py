@@ -29,6 +29,20 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _usage_message(text: str) -> str:
+    """A usage error in pointctl's words: no parser wording, and the closest choice named."""
+    import re
+
+    from pointctl.core.validation import did_you_mean
+
+    text = text.replace("Value error, ", "")
+    wrong = re.search(r"'([^']*)' is not one of ((?:'[^']*'(?:, )?)+)", text)
+    if wrong:
+        choices = re.findall(r"'([^']*)'", wrong.group(2))
+        text = text.rstrip(".") + did_you_mean(wrong.group(1), choices)
+    return text
+
+
 class PointctlGroup(TyperGroup):
     """Runs the command tree in non-standalone mode and maps every error to an exit code."""
 
@@ -43,7 +57,7 @@ class PointctlGroup(TyperGroup):
             print(error.ctx.get_help() if error.ctx else "", file=sys.stdout)
             sys.exit(0)
         except _click.exceptions.UsageError as error:
-            _fail(error.format_message(), 2)
+            _fail(_usage_message(error.format_message()), 2)
         except _click.exceptions.ClickException as error:
             _fail(error.format_message(), error.exit_code)
         except typer.Abort:

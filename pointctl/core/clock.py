@@ -27,9 +27,13 @@ def load_zone(name: str) -> ZoneInfo:
             raise ValueError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
+        from zoneinfo import available_timezones
+
+        from pointctl.core.validation import did_you_mean
+
         raise InvalidInputError(
-            f"unknown time zone {name!r}: use an IANA name such as UTC, Europe/Berlin or "
-            "America/New_York") from None
+            f"unknown time zone {name!r}{did_you_mean(name, available_timezones())}: use an "
+            "IANA name such as UTC, Europe/Berlin or America/New_York") from None
 
 
 def set_zone(name: str | None) -> ZoneInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 
 from pointctl.core.errors import InvalidInputError
 
@@ -49,3 +50,13 @@ def check_points(value: int, *, what: str, minimum: int = 1) -> int:
     if value > MAX_POINTS:
         raise InvalidInputError(f"{what} {value} is too large: at most {MAX_POINTS} (64-bit)")
     return value
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """" (did you mean 'X'?)" for the choice closest to a mistyped ``value``, or ""."""
+    import difflib
+
+    known = list(choices)
+    folded = {choice.casefold(): choice for choice in known}
+    close = difflib.get_close_matches(value.casefold(), list(folded), n=1, cutoff=0.6)
+    return f" (did you mean {folded[close[0]]!r}?)" if close else ""

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from pointctl.core.clock import parse_time
 from pointctl.core.errors import InvalidInputError, PointctlError
-from pointctl.core.validation import MAX_POINTS
+from pointctl.core.validation import MAX_POINTS, did_you_mean
 from pointctl.services import engine, enrollment, ledger
 from pointctl.services.engine import Outcome
 from pointctl.services.writes import WriteOptions
@@ -122,7 +122,8 @@ def _check_fields(number: int, value: dict[str, Any], *, from_csv: bool) -> Op:
         raise InvalidInputError(f"unknown field {', '.join(map(repr, unknown))}")
     op = value.get("op")
     if op not in OPS:
-        raise InvalidInputError(f"'op' must be one of {', '.join(OPS)}, not {op!r}")
+        hint = did_you_mean(op, OPS) if isinstance(op, str) else ""
+        raise InvalidInputError(f"'op' must be one of {', '.join(OPS)}, not {op!r}{hint}")
     fields: dict[str, Any] = {}
     for name, item in value.items():
         if item is None:
