@@ -208,3 +208,52 @@ def test_a_wrong_choice_names_the_closest_one(cli: Cli, tmp_path: Path) -> None:
     far = cli("accounts", "list", "--format", "xml")
     assert far.exit_code == 2 and "did you mean" not in far.error and "Value error" not in \
         far.error
+
+
+def test_tables_never_split_a_number_at_80_or_120_columns(cli: Cli) -> None:
+    """Every number of every data command's JSON appears whole in its table, at 80 and 120
+    columns; a table that cannot fit says so and prints one block per row."""
+    import json
+    import re
+
+    now = {"POINTCTL_NOW": "2026-03-10T12:00:00Z"}
+    cli.ok("accounts", "create", "Spendable - Core", "--default", "--group", "Spendable Point "
+           "Balance", "--max-balance", "999999999", env=now)
+    cli.ok("sources", "create", "Ride Share Partner", "--inventory", "987654321", env=now)
+    cli.ok("restrictions", "add", "Ride Share Partner", "--max-points", "123456789", "--per",
+           "1d", env=now)
+    cli.ok("issue", "cust-1042", "99999999", "--source", "Ride Share Partner",
+           "--reference-id", "order-123456789", env=now)
+    cli.ok("spend", "cust-1042", "12345678", "--reference-id", "checkout-987654", env=now)
+    cli.ok("accounts", "expiration", "Spendable - Core", "--rolling", "--older-than", "30d",
+           env=now)
+    commands = [["report", "audit"], ["balance", "cust-1042"], ["accounts", "list"],
+                ["sources", "list"], ["restrictions", "list", "Ride Share Partner"],
+                ["report", "liability"], ["report", "sources", "--last", "3d"],
+                ["expire", "status"], ["history", "cust-1042", "--at", "2026-03-10T13:00:00Z"]]
+
+    def numbers(value: object) -> set[str]:
+        if isinstance(value, bool):
+            return set()
+        if isinstance(value, int):
+            return {str(value)}
+        if isinstance(value, dict):
+            return set().union(*(numbers(v) for v in value.values())) if value else set()
+        if isinstance(value, list):
+            return set().union(*(numbers(v) for v in value)) if value else set()
+        return set()
+
+    blocks = 0
+    for args in commands:
+        wanted = numbers(json.loads(cli.ok(*args, "--format", "json", env=now).stdout))
+        assert wanted, args
+        for width in ("80", "120"):
+            shown = cli.ok(*args, env={**now, "COLUMNS": width})
+            table = shown.stdout
+            assert max(len(line) for line in table.splitlines()) <= int(width), (args, width)
+            missing = wanted - set(re.findall(r"-?\d+", table))
+            assert not missing, (args, width, missing, table)
+            if "one block per row" in shown.stderr:
+                blocks += 1
+                assert "--format csv or json gives the table" in shown.stderr
+    assert blocks >= 1  # the audit log does not fit in 80 columns as a table

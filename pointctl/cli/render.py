@@ -54,11 +54,14 @@ def csv_cell(value: Any) -> Any:
 
 
 def stdout_console() -> Any:
+    import os
+
     from rich.console import Console
 
     console = Console(file=sys.stdout, soft_wrap=False)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         # piped or captured: print tables at their natural width instead of folding at 80
+        # (COLUMNS, when set, is the width to fit)
         console = Console(file=sys.stdout, soft_wrap=False, width=500)
     return console
 
@@ -84,14 +87,53 @@ def emit_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, columns: Column
             return
         from rich.table import Table
 
+        console = stdout_console()
+        cells = [[_cell(row.get(key)) for key, _ in columns] for row in rows]
+        numeric = [all(isinstance(r.get(key), int) and not isinstance(r.get(key), bool)
+                       for r in rows if r.get(key) is not None) for key, _ in columns]
+        # a number is never split: its column is at least as wide as its widest figure, and
+        # text columns fold (down to a few characters) to make room
+        widths = [max(len(line[n]) for line in cells) for n in range(len(columns))]
         table = Table(title=title, show_lines=False)
-        for key, header in columns:
-            numeric = all(isinstance(r.get(key), int) and not isinstance(r.get(key), bool)
-                          for r in rows if r.get(key) is not None)
-            table.add_column(header, justify="right" if numeric else "left", overflow="fold")
-        for row in rows:
-            table.add_row(*(_cell(row.get(key)) for key, _ in columns))
-        stdout_console().print(table)
+        for n, (_key, header) in enumerate(columns):
+            if numeric[n]:  # as wide as its widest figure; the header may wrap
+                table.add_column(header, justify="right", min_width=widths[n],
+                                 overflow="fold")
+            else:
+                table.add_column(header, justify="left", overflow="fold")
+        for line in cells:
+            table.add_row(*line)
+        # Rich folds text columns down to their longest word; when even that does not fit,
+        # it would cut cells (numbers too): then one block per row instead
+        words = [max(len(word) for text in [header, *(line[n] for line in cells)]
+                     for word in text.split() or [""]) for n, (_, header) in enumerate(columns)]
+        needed = 1 + sum(3 + (widths[n] if numeric[n] else words[n])
+                         for n in range(len(columns)))
+        if needed > console.width:
+            _blocks(console, columns, cells, title)
+            return
+        console.print(table)
+
+
+def _blocks(console: Any, columns: Columns, cells: list[list[str]], title: str | None
+            ) -> None:
+    """Rows too wide for the terminal as a table: one block of "field value" lines per row,
+    every value whole."""
+    from rich.table import Table
+
+    message(f"{len(columns)} columns do not fit in {console.width}; one block per row "
+            "(--format csv or json gives the table)")
+    if title:
+        console.print(title, style="bold")
+    for index, line in enumerate(cells):
+        block = Table(show_header=False, box=None, pad_edge=False)
+        block.add_column("field", style="bold", no_wrap=True)
+        block.add_column("value", overflow="fold")
+        for (_key, header), value in zip(columns, line, strict=True):
+            block.add_row(header, value)
+        if index:
+            console.print()
+        console.print(block)
 
 
 def emit_record(record: dict[str, Any], fmt: OutputFormat, fields: Columns,
