@@ -257,3 +257,33 @@ def test_tables_never_split_a_number_at_80_or_120_columns(cli: Cli) -> None:
                 blocks += 1
                 assert "--format csv or json gives the table" in shown.stderr
     assert blocks >= 1  # the audit log does not fit in 80 columns as a table
+
+
+def test_every_help_page_names_things_one_way(cli: Cli) -> None:
+    """Every command's --help: no type placeholder on a flag, arguments as upper-case names
+    (plain when required, in brackets when optional, never in braces), and no reference to
+    documents a user does not have."""
+    import re
+
+    import typer
+
+    from pointctl.cli import app
+
+    def paths(command: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        found = [prefix]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += paths(sub, (*prefix, name))
+        return found
+
+    pages = 0
+    for path in paths(typer.main.get_command(app)):
+        page = cli.ok(*path, "--help").stdout
+        pages += 1
+        assert "<bool>" not in page, path
+        usage = next(line for line in page.splitlines() if "Usage:" in line)
+        assert "{" not in usage and "}" not in usage, (path, usage)
+        for word in re.findall(r"\[OPTIONS\]\s+(.*)", usage):
+            for argument in word.split():
+                assert argument.strip("[].") == argument.strip("[].").upper(), (path, usage)
+        assert not re.search(r"\bSPEC\b|seed document", page), path
+    assert pages > 40

@@ -17,8 +17,10 @@ from typer import _click
 from typer.core import TyperGroup
 
 from pointctl import __version__
-from pointctl.cli import state
+from pointctl.cli import helpstyle, state
 from pointctl.core.errors import PointctlError
+
+helpstyle.apply()
 
 
 def _fail(message: str, code: int) -> None:
