@@ -201,9 +201,7 @@ def _dues(policies: dict[int, ExpirationPolicy], accounts: set[int], until: date
     the last one a write applied to them (``reached``)."""
     for account in accounts:
         policy = policies[account]
-        after = policy.last_evaluated_at or policy.starts_at
-        if account in reached and reached[account] > after:
-            after = reached[account]
+        after = expiry.resumes_after(policy, reached.get(account))
         for at in expiry.evaluation_times(parse_schedule(policy.schedule), after, until, zone,
                                 policy.starts_at):
             yield _Due(at, policy)

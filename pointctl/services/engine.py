@@ -808,6 +808,7 @@ class _Chunk:
         not reached yet (each user's ``evaluated_through``, else the policy's last evaluation)
         stops the chunk before it."""
         from pointctl.core.schedules import parse_schedule
+        from pointctl.services.expiry import resumes_after
         from pointctl.services.settings import program_zone
 
         zone = program_zone(self.session)
@@ -841,8 +842,7 @@ class _Chunk:
                 policy = policies.get(account)
                 if policy is None or (user, account) not in through:
                     continue
-                after = max(policy.last_evaluated_at or policy.starts_at, policy.starts_at,
-                            through.get((user, account)) or policy.starts_at)
+                after = resumes_after(policy, through.get((user, account)))
                 upcoming = parse_schedule(policy.schedule).next_after(after, zone,
                                                                       policy.starts_at)
                 if upcoming is not None and upcoming <= op.moment:

@@ -423,6 +423,14 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     return outcome
 
 
+def resumes_after(policy: ExpirationPolicy, reached: datetime | None = None) -> datetime:
+    """The time after which the policy's evaluations are still due: after the last one
+    performed (or its start) and, for one user, after the last one a write's catch-up
+    applied to them (their balance row's ``evaluated_through``)."""
+    after = policy.last_evaluated_at or policy.starts_at
+    return reached if reached is not None and reached > after else after
+
+
 def catch_up(session: Session, due: dict[str, set[int]], *, through: datetime,
              actor: str, lock: bool = True) -> None:
     """A write at ``through`` comes after evaluations that ``expire run`` has not performed
@@ -448,12 +456,11 @@ def catch_up(session: Session, due: dict[str, set[int]], *, through: datetime,
             f"AND evaluated_through IS NOT NULL "
             f"AND user_id IN ({_bind_list(params, 'user', users)})"), params)}
         schedule = parse_schedule(policy.schedule)
-        performed = policy.last_evaluated_at or policy.starts_at
         for user in users:
             mine = reached.get(user)
             if isinstance(mine, str):
                 mine = datetime.fromisoformat(mine)
-            after = max(performed, policy.starts_at, mine or performed)
+            after = resumes_after(policy, mine)
             try:
                 times = evaluation_times(schedule, after, through, zone, policy.starts_at)
             except RefusedError:
