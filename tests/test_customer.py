@@ -117,7 +117,7 @@ def test_unknown_user_and_bad_input(cli: Cli) -> None:
     for args, code, text in [
         (["customer", "ann", "--entries", "0"], 2, "--entries must be between 1 and 1000"),
         (["customer", "ann", "--entries", "1001"], 2, "--entries must be between 1 and 1000"),
-        (["customer", "ann", "--entries", "x"], 2, "Invalid value for '--entries'"),
+        (["customer", "ann", "--entries", "x"], 2, "--entries must be a whole number, got 'x'"),
         (["customer", " "], 2, "user"),
         (["customer", "ann", "--format", "xml"], 2, "'xml' is not one of"),
     ]:

@@ -158,7 +158,8 @@ def test_adjust_and_transfer(koalla: Cli) -> None:
                         "--to-user", "u2")
     assert (moved["balance_from"], moved["balance_to"]) == (200, 300)
     over = koalla("transfer", "u1", "200", "--from", "Core", "--to", "Partner",
-                  "--to-user", "u2", "--at", "2026-06-16")
+                  "--to-user", "u2", "--at", "2026-06-16",
+                  env={"POINTCTL_NOW": "2026-06-16T00:00:00Z"})
     assert over.exit_code == 0  # 500 <= max balance 1000
     refused = koalla("transfer", "u1", "1", "--from", "Core", "--to", "Partner")
     assert refused.exit_code == 1 and "never creates debt" in refused.error
@@ -246,9 +247,11 @@ def test_verify_reports_a_corrupted_lot(koalla: Cli) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["issue", "u1", "0", "--source", "Ride"], 2, "points must be positive"),
-        (["issue", "u1", "-5", "--source", "Ride"], 2, "No such option"),
-        (["issue", "u1", "1.5", "--source", "Ride"], 2, "Invalid value"),
+        (["issue", "u1", "0", "--source", "Ride"], 2, "POINTS must be a positive whole number"),
+        (["issue", "u1", "-5", "--source", "Ride"], 2,
+         "POINTS must be a positive whole number, got '-5'"),
+        (["issue", "u1", "1.5", "--source", "Ride"], 2,
+         "POINTS must be a whole number, got '1.5'"),
         (["issue", "u1", "9223372036854775808", "--source", "Ride"], 2, "too large"),
         (["issue", "", "5", "--source", "Ride"], 2, "user must not be empty"),
         (["issue", "u1", "5", "--source", "Nope"], 3, "no source named 'Nope'"),
@@ -259,12 +262,13 @@ def test_verify_reports_a_corrupted_lot(koalla: Cli) -> None:
         (["issue", "u1", "5", "--source", "Ride", "--at", "someday"], 2, "invalid --at"),
         (["spend", "u1", "5", "--account", "Tier"], 1, "tier qualifying"),
         (["spend", "u1", "5", "--account", "Old"], 1, "inactive"),
-        (["spend", "u1", "0"], 2, "points must be positive"),
+        (["spend", "u1", "0"], 2, "POINTS must be a positive whole number"),
         (["reverse", "--entry", "9999"], 3, "no entry 9999"),
         (["reverse", "--reference-id", "nope"], 3, "no issue or spend"),
         (["reverse"], 2, "exactly one of --entry"),
         (["reverse", "--entry", "1"], 1, "only issues and spends"),
-        (["reverse", "--entry", "3", "--points", "0"], 2, "points must be positive"),
+        (["reverse", "--entry", "3", "--points", "0"], 2,
+         "--points must be a positive whole number"),
         (["adjust", "u1", "0", "--account", "Core", "--reason", "x"], 2, "non-zero"),
         (["adjust", "u1", "-5", "--account", "Core", "--reason", " "], 2, "--reason"),
         (["transfer", "u1", "5", "--from", "Core", "--to", "Core"], 2, "different account"),

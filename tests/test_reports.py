@@ -715,7 +715,7 @@ BAD = [
     (["report", "sources", "--email", "c(x)@d.test"], 2, "invalid e-mail address"),
     (["report", "liability", "--to", "9999-12-31"], 2, "out of range"),
     (["report", "liability", "--from", "0001-01-01"], 2, "out of range"),
-    (["report", "audit", "--last", "5000y"], 2, "out of range"),
+    (["report", "audit", "--last", "5000y"], 2, "at most 1000 years"),
     (["report", "sources", "--from", "2000-01-01"], 2, "a daily report covers at most 3,660"),
     (["report", "sources", "--view", "weekly"], 2, "weekly"),
     (["report", "sources", "--export", "/nonexistent-dir/out.csv"], 2, "cannot write"),

@@ -90,10 +90,10 @@ def test_adding_the_same_restriction_twice_is_a_no_op_and_a_different_max_is_ref
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["add", "Ride Share", "--max-points", "0", "--per", "1d"], 2,
-     "--max-points must be positive, got 0"),
+     "--max-points must be a positive whole number, got '0'"),
     (["add", "Ride Share", "--max-points", "-5", "--per", "1d"], 2, "--max-points"),
     (["add", "Ride Share", "--max-points", "ten", "--per", "1d"], 2,
-     "Invalid value for '--max-points'"),
+     "--max-points must be a whole number"),
     (["add", "Ride Share", "--max-points", "100", "--per", "5m"], 2, "'m' is ambiguous"),
     (["add", "Ride Share", "--max-points", "100", "--per", "-1d"], 2,
      "must be greater than zero"),
@@ -105,9 +105,10 @@ def test_adding_the_same_restriction_twice_is_a_no_op_and_a_different_max_is_ref
     (["add", "Nowhere", "--max-points", "100", "--per", "1d"], 3, "no source named 'Nowhere'"),
     (["edit", "99", "--max-points", "5"], 3, "no restriction with id 99"),
     (["edit", "1"], 2, "nothing to change"),
-    (["edit", "1", "--max-points", "0"], 2, "--max-points must be positive, got 0"),
+    (["edit", "1", "--max-points", "0"], 2,
+     "--max-points must be a positive whole number, got '0'"),
     (["edit", "1", "--per", "5m"], 2, "'m' is ambiguous"),
-    (["edit", "x", "--max-points", "5"], 2, "Invalid value for 'ID'"),
+    (["edit", "x", "--max-points", "5"], 2, "ID must be a whole number, got 'x'"),
     (["delete", "99"], 3, "no restriction with id 99"),
     (["list", "Nowhere"], 3, "no source named 'Nowhere'"),
 ])
@@ -129,7 +130,8 @@ def test_an_archived_source_takes_no_restriction(ride: Cli) -> None:
     assert result.exit_code == 1 and "archived" in result.error
 
 
-def test_per_customer_limit_over_a_rolling_window(ride: Cli) -> None:
+def test_per_customer_limit_over_a_rolling_window(ride: Cli,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     ride.ok("restrictions", "add", "Ride Share", "--max-points", "100", "--per", "1d",
             "--per-customer")
     assert issue(ride, "cust-1", 60, "--at", "2026-03-09T13:00:00Z")["points"] == 60
@@ -146,6 +148,7 @@ def test_per_customer_limit_over_a_rolling_window(ride: Cli) -> None:
     assert snapshot(ride.url) == before
 
     # the window is (t - 1d, t]: at 13:00 the next day the 60 of 13:00 have left it
+    monkeypatch.setenv("POINTCTL_NOW", "2026-03-10T13:00:00Z")
     assert issue(ride, "cust-1", 60, "--at", "2026-03-10T13:00:00Z")["points"] == 60
     late = ride("issue", "cust-1", "1", "--source", "Ride Share", "--at",
                 "2026-03-10T13:00:00Z")

@@ -45,19 +45,43 @@ def _usage_message(text: str) -> str:
     return text
 
 
+def _negative_number(error: Any) -> str | None:
+    """``issue u1 -5``: the parser took -5 for an option; say what the number must be."""
+    import re
+
+    if error.ctx is None or not re.fullmatch(r"-[0-9][0-9_.,]*", error.option_name or ""):
+        return None
+    for param in error.ctx.command.params:
+        descriptor = getattr(param, "type_descriptor", None)
+        parser = getattr(getattr(descriptor, "parameter_info", None), "parser", None)
+        if param.param_type_name == "argument" and hasattr(parser, "pointctl_number"):
+            try:
+                parser(error.option_name)
+            except PointctlError as refusal:
+                return refusal.message
+    return None
+
+
 class PointctlGroup(TyperGroup):
     """Runs the command tree in non-standalone mode and maps every error to an exit code."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              windows_expand_args: bool = True, **extra: Any) -> Any:
+        given = list(sys.argv[1:] if args is None else args)
+        for index, arg in enumerate(given, start=1):
+            if "\0" in arg:  # no name, id or text holds one; PostgreSQL could not even look
+                _fail(f"argument {index} contains a NUL character, which no name, id or text "
+                      "may hold", 2)
         try:
-            result = super().main(args=args, prog_name=prog_name or "pointctl",
+            result = super().main(args=given, prog_name=prog_name or "pointctl",
                                   complete_var=complete_var, standalone_mode=False,
                                   windows_expand_args=windows_expand_args, **extra)
         except _click.exceptions.NoArgsIsHelpError as error:
             print(error.ctx.get_help() if error.ctx else "", file=sys.stdout)
             sys.exit(0)
+        except _click.exceptions.NoSuchOption as error:
+            _fail(_negative_number(error) or _usage_message(error.format_message()), 2)
         except _click.exceptions.UsageError as error:
             _fail(_usage_message(error.format_message()), 2)
         except _click.exceptions.ClickException as error:
@@ -70,6 +94,13 @@ class PointctlGroup(TyperGroup):
 
                 traceback.print_exc()
             _fail(error.message, error.exit_code)
+        except OSError as error:  # a file named on the command line cannot be used
+            if state.current.debug:
+                import traceback
+
+                traceback.print_exc()
+            name = error.filename if isinstance(error.filename, str) else "the file"
+            _fail(f"cannot use {name[:200]!r}: {(error.strerror or str(error)).lower()}", 2)
         except Exception as error:  # a bug or an unmapped driver error: still one clean line
             if state.current.debug:
                 import traceback
@@ -119,10 +150,13 @@ def root(
         "--version", "-V", callback=_version, is_eager=True,
         help="Show the version and exit.")] = False,
 ) -> None:
+    from pointctl.core.validation import MAX_ACTOR_LENGTH, check_text
+
     state.current = state.Settings(
         db_url=db, actor=(actor or "").strip() or state.default_actor(), debug=debug,
         read_only=read_only,
     )
+    check_text(state.current.actor, what="--actor", max_length=MAX_ACTOR_LENGTH)
     from pointctl.core import clock
 
     clock.set_zone_loader(state.program_zone_name)

@@ -9,9 +9,11 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.complete import account_names, source_names
+from pointctl.cli.numbers import whole
 from pointctl.cli.options import DescOption, FormatOption, SearchOption
 from pointctl.cli.render import OutputFormat, emit_record, emit_result, emit_rows
 from pointctl.core.errors import InvalidInputError
+from pointctl.core.validation import check_weight
 
 app = typer.Typer(help="Point accounts: the balances every user can hold.", no_args_is_help=True)
 
@@ -35,11 +37,15 @@ FIELDS = [
 
 
 QualifyingWeight = Annotated[int | None, typer.Option(
-    "--qualifying-weight", metavar="N", help="Weight of the account's qualifying points when a "
-    "promotion engine chooses between promotions that both apply (0 or more).")]
+    "--qualifying-weight", metavar="N",
+    parser=whole("--qualifying-weight", rule=check_weight),
+    help="Weight of the account's qualifying points when a promotion engine chooses between "
+    "promotions that both apply (0 or more).")]
 NonQualifyingWeight = Annotated[int | None, typer.Option(
-    "--non-qualifying-weight", metavar="N", help="Weight of the account's non-qualifying "
-    "points when a promotion engine chooses between promotions (0 or more).")]
+    "--non-qualifying-weight", metavar="N",
+    parser=whole("--non-qualifying-weight", rule=check_weight),
+    help="Weight of the account's non-qualifying points when a promotion engine chooses "
+    "between promotions (0 or more).")]
 
 
 class AccountStatus(str, Enum):
@@ -74,7 +80,8 @@ def create(
         "--allow-negative/--no-negative",
         help="Whether spends and returns may take the balance below zero.")] = True,
     max_balance: Annotated[int | None, typer.Option(
-        "--max-balance", help="Highest balance the account may reach.")] = None,
+        "--max-balance", metavar="N", parser=whole("--max-balance"),
+        help="Highest balance the account may reach.")] = None,
     qualifying: Annotated[bool, typer.Option(
         "--qualifying", help="Tier qualifying: never spent from; cannot be --default.")] = False,
     pending_for: Annotated[str | None, typer.Option(
@@ -142,7 +149,8 @@ def edit(
         "--allow-negative/--no-negative", help="Allow negative balances, or not.",
         show_default=False)] = None,
     max_balance: Annotated[int | None, typer.Option(
-        "--max-balance", help="Set the maximum balance.")] = None,
+        "--max-balance", metavar="N", parser=whole("--max-balance"),
+        help="Set the maximum balance.")] = None,
     no_max_balance: Annotated[bool, typer.Option(
         "--no-max-balance", help="Remove the maximum balance.")] = False,
     qualifying: Annotated[bool | None, typer.Option(
@@ -255,7 +263,8 @@ def expiration(
         "--inactive-for", metavar="DURATION", help="Inactivity: no activity for this long.")
     ] = None,
     percent: Annotated[int | None, typer.Option(
-        "--percent", help="Inactivity: percent of the available points that expire at each "
+        "--percent", metavar="N", parser=whole("--percent", ranged_by_service=True),
+        help="Inactivity: percent of the available points that expire at each "
         "evaluation (default 100).")] = None,
     activity: Annotated[list[str] | None, typer.Option(
         "--activity", metavar="EVENTS", help="Inactivity: events that count as activity "
@@ -303,7 +312,8 @@ def reactivation(
         "--window", metavar="DURATION", help="Points that expired this recently can be "
         "reactivated, e.g. 6mo.")] = None,
     min_points: Annotated[int | None, typer.Option(
-        "--min-points", help="The fewest points one reactivation may restore.")] = None,
+        "--min-points", metavar="N", parser=whole("--min-points"),
+        help="The fewest points one reactivation may restore.")] = None,
     off: Annotated[bool, typer.Option("--off", help="Allow no reactivation.")] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:

@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from pointctl.cli import state
+from pointctl.cli.numbers import whole
 from pointctl.cli.options import FormatOption
 from pointctl.cli.render import OutputFormat, emit_result, message, progress_reporter
 from pointctl.core.errors import InvalidInputError
@@ -47,7 +48,8 @@ def batch(
         "--input-format", case_sensitive=False,
         help="jsonl or csv (default: from the file's extension).")] = None,
     chunk_size: Annotated[int, typer.Option(
-        "--chunk-size", min=1, max=MAX_CHUNK, help="Operations per transaction.")] = 1000,
+        "--chunk-size", metavar="N", parser=whole("--chunk-size", maximum=MAX_CHUNK),
+        help="Operations per transaction.")] = 1000,
     rejects: Annotated[Path | None, typer.Option(
         "--rejects", metavar="FILE",
         help="Where refused and malformed lines go (default: FILE.rejects.jsonl).")] = None,

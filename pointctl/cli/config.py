@@ -10,7 +10,14 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.options import FormatOption
-from pointctl.cli.render import OutputFormat, emit_record, emit_result, emit_rows, message
+from pointctl.cli.render import (
+    OutputFormat,
+    confirm,
+    emit_record,
+    emit_result,
+    emit_rows,
+    message,
+)
 
 app = typer.Typer(help="Program settings, and the whole program as a TOML file (apply, export).",
                   no_args_is_help=True)
@@ -86,14 +93,14 @@ def apply(
                   title=f"Plan for {file.name}", empty="The file names nothing.")
     changed = result["changed"]
     if dry_run:
-        message(f"Dry run: {changed} change{'s' if changed != 1 else ''} planned, nothing "
+        confirm(f"Dry run: {changed} change{'s' if changed != 1 else ''} planned, nothing "
                 "applied")
         if detailed_exitcode and changed:
             raise typer.Exit(CHANGES_PENDING)
     elif changed:
-        message(f"Applied {file.name}: {changed} change{'s' if changed != 1 else ''}")
+        confirm(f"Applied {file.name}: {changed} change{'s' if changed != 1 else ''}")
     else:
-        message(f"{file.name} is already applied; nothing changed")
+        confirm(f"{file.name} is already applied; nothing changed")
 
 
 CHANGES_PENDING = 5  # config apply --dry-run --detailed-exitcode: the file is not applied yet

@@ -13,6 +13,7 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.ledger import BALANCE_COLUMNS, GROUP_COLUMNS, UserArg
+from pointctl.cli.numbers import whole
 from pointctl.cli.options import AtOption, FormatOption
 from pointctl.cli.render import (
     Columns,
@@ -78,7 +79,8 @@ def enroll(
 def customer(
     user: UserArg,
     entries: Annotated[int, typer.Option(
-        "--entries", "-n", metavar="N", help="How many of the latest entries to show "
+        "--entries", "-n", metavar="N", parser=whole("--entries", ranged_by_service=True),
+        help="How many of the latest entries to show "
         "(1-1000).")] = 10,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:

@@ -6,7 +6,7 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.options import FormatOption
-from pointctl.cli.render import OutputFormat, emit_record, message
+from pointctl.cli.render import OutputFormat, confirm, emit_record, message
 
 app = typer.Typer(help="Create, migrate and inspect the database schema.", no_args_is_help=True)
 
@@ -22,9 +22,9 @@ def upgrade(fmt: FormatOption = OutputFormat.table) -> None:
 
     result = run_upgrade(state.current.db_url)
     if result["from"] == result["to"]:
-        message(f"Database {result['database']} is already at {result['to']}")
+        confirm(f"Database {result['database']} is already at {result['to']}")
     else:
-        message(f"Upgraded {result['database']} from {result['from'] or 'empty'} "
+        confirm(f"Upgraded {result['database']} from {result['from'] or 'empty'} "
                 f"to {result['to']}")
     if fmt is not OutputFormat.table:
         emit_record(result, fmt, [("database", "database"), ("from", "from"), ("to", "to")])

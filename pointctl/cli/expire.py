@@ -15,7 +15,7 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.options import AccountsOption, FormatOption
-from pointctl.cli.render import OutputFormat, emit_rows, message, progress_reporter
+from pointctl.cli.render import OutputFormat, confirm, emit_rows, progress_reporter
 from pointctl.core.errors import InvalidInputError
 
 app = typer.Typer(help="Expire points on schedule (run from cron), see what is due and what "
@@ -96,7 +96,7 @@ def run(
     expired = sum(row["expired"] for row in rows)
     rolled = sum(row["rolled_over"] for row in rows)
     verb = "Would perform" if dry_run else "Performed"
-    message(f"{verb} {performed} evaluations: {expired} points expired, {rolled} rolled over"
+    confirm(f"{verb} {performed} evaluations: {expired} points expired, {rolled} rolled over"
             + (" (dry run, nothing changed)" if dry_run else ""))
 
 

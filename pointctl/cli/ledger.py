@@ -12,6 +12,7 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.complete import account_names, source_names
+from pointctl.cli.numbers import whole
 from pointctl.cli.options import (
     AtOption,
     FormatOption,
@@ -19,10 +20,11 @@ from pointctl.cli.options import (
     ReferenceIdOption,
     ReferenceTypeOption,
 )
-from pointctl.cli.render import OutputFormat, emit_record, emit_result, emit_rows, message
+from pointctl.cli.render import OutputFormat, confirm, emit_record, emit_result, emit_rows
 
 UserArg = Annotated[str, typer.Argument(metavar="USER", help="The customer's id.")]
-PointsArg = Annotated[int, typer.Argument(metavar="POINTS", help="Whole points, > 0.")]
+PointsArg = Annotated[int, typer.Argument(metavar="POINTS", parser=whole("POINTS"),
+                                          help="Whole points, > 0.")]
 # adjust takes -N: a negative number must not be read as an option
 SIGNED_ARGS = {"ignore_unknown_options": True}
 
@@ -130,7 +132,7 @@ def spend(
 
 def _emit_nested(result: dict[str, Any], fmt: OutputFormat, rows_key: str, note: str) -> None:
     """Results with a list inside: JSON as is, CSV one line per item, table just the note."""
-    message(note)
+    confirm(note)
     if fmt is OutputFormat.json:
         emit_record(result, fmt, [])
     elif fmt is OutputFormat.csv:
@@ -141,7 +143,8 @@ def _emit_nested(result: dict[str, Any], fmt: OutputFormat, rows_key: str, note:
 
 @state.writes
 def reverse(
-    entry: Annotated[int | None, typer.Option("--entry", "-e", help="The entry to reverse.")
+    entry: Annotated[int | None, typer.Option(
+        "--entry", "-e", metavar="ID", parser=whole("--entry"), help="The entry to reverse.")
                      ] = None,
     reference_id: Annotated[str | None, typer.Option(
         "--reference-id", help="Reverse the issues/spends with this reference id.")] = None,
@@ -149,7 +152,8 @@ def reverse(
         "--reference-type", help="With --reference-id: only entries of this reference type.")
     ] = None,
     points: Annotated[int | None, typer.Option(
-        "--points", "-p", help="Reverse only this many points (default: all that is left).")
+        "--points", "-p", metavar="N", parser=whole("--points"),
+        help="Reverse only this many points (default: all that is left).")
     ] = None,
     idempotency_key: IdempotencyKeyOption = None,
     at: AtOption = None,
@@ -179,6 +183,7 @@ def reverse(
 def adjust(
     user: UserArg,
     points: Annotated[int, typer.Argument(metavar="±POINTS",
+                                          parser=whole("±POINTS", signed=True),
                                           help="+N adds (needs --source), -N removes.")],
     account: Annotated[str, typer.Option("--account", "-a", help="The account to correct.",
                                                     autocompletion=account_names)],
@@ -233,7 +238,8 @@ def reactivate(
     account: Annotated[str, typer.Option("--account", "-a", autocompletion=account_names,
                                          help="The account whose expired points come back.")],
     points: Annotated[int | None, typer.Option(
-        "--points", "-p", help="How many (default: all that expired within the account's "
+        "--points", "-p", metavar="N", parser=whole("--points"),
+        help="How many (default: all that expired within the account's "
         "reactivation window).")] = None,
     reference_id: ReferenceIdOption = None,
     reference_type: ReferenceTypeOption = None,

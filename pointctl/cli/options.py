@@ -16,6 +16,9 @@ FormatOption = Annotated[
         help="Output format: table for people, json (one document) or csv for scripts.",
     ),
 ]
+QuietOption = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print no confirmation line (with --format json or csv the record "
+    "still goes to stdout).")]
 DescOption = Annotated[bool, typer.Option("--desc", help="Sort in descending order.")]
 SearchOption = Annotated[
     str | None, typer.Option("--search", "-s", help="Case-insensitive substring to match.")

@@ -155,10 +155,18 @@ def emit_record(record: dict[str, Any], fmt: OutputFormat, fields: Columns,
         stdout_console().print(table)
 
 
+def confirm(note: str) -> None:
+    """A write command's confirmation line on stderr; none with --quiet."""
+    from pointctl.cli import state
+
+    if not state.current.quiet:
+        message(note)
+
+
 def emit_result(record: dict[str, Any], fmt: OutputFormat, fields: Columns, note: str) -> None:
-    """What a write command prints: a confirmation on stderr, and the resulting record on
-    stdout when a machine format (json, csv) was asked for."""
-    message(note)
+    """What a write command prints: a confirmation on stderr (none with --quiet), and the
+    resulting record on stdout when a machine format (json, csv) was asked for."""
+    confirm(note)
     if fmt is not OutputFormat.table:
         emit_record(record, fmt, fields)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pointctl.cli import state
+from pointctl.cli.numbers import whole
 from pointctl.cli.options import (
     AccountsOption,
     FormatOption,
@@ -91,7 +92,9 @@ def audit(
         "type, entry type, note, account or source name.")] = None,
     last: LastOption = None, this_month: ThisMonthOption = False,
     last_month: LastMonthOption = False, start: FromOption = None, end: ToOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many rows.")] = 100,
+    limit: Annotated[int, typer.Option(
+        "--limit", "-n", metavar="N", parser=whole("--limit", ranged_by_service=True),
+        help="At most this many rows.")] = 100,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """The audit log, newest first: every entry with what became of each credit."""

@@ -8,15 +8,18 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.complete import source_names
+from pointctl.cli.numbers import whole
 from pointctl.cli.options import FormatOption
 from pointctl.cli.render import OutputFormat, emit_result, emit_rows
 
 app = typer.Typer(help="Restrictions: at most N points from a source per rolling window, per "
                        "customer or in total.", no_args_is_help=True)
 
-IdArg = Annotated[int, typer.Argument(metavar="ID", help="Restriction id (see 'list').")]
+IdArg = Annotated[int, typer.Argument(metavar="ID", parser=whole("ID"),
+    help="Restriction id (see 'list').")]
 MaxPointsOption = Annotated[int | None, typer.Option(
-    "--max-points", metavar="N", help="At most N points (> 0) in any window.")]
+    "--max-points", metavar="N", parser=whole("--max-points"),
+    help="At most N points (> 0) in any window.")]
 PerOption = Annotated[str | None, typer.Option(
     "--per", metavar="DURATION", help="The rolling window: 30min, 12h, 1d, 1w, 1mo, ...")]
 COLUMNS = [
@@ -43,7 +46,8 @@ def add(
     source: Annotated[str, typer.Argument(metavar="SOURCE", help="Source name.",
                                               autocompletion=source_names)],
     max_points: Annotated[int, typer.Option(
-        "--max-points", metavar="N", help="At most N points (> 0) in any window.")],
+        "--max-points", metavar="N", parser=whole("--max-points"),
+    help="At most N points (> 0) in any window.")],
     per: Annotated[str, typer.Option(
         "--per", metavar="DURATION", help="The rolling window: 30min, 12h, 1d, 1w, 1mo, ...")],
     per_customer: Annotated[bool, typer.Option(

@@ -9,7 +9,8 @@ import typer
 
 from pointctl.cli import state
 from pointctl.cli.complete import account_names, source_names
-from pointctl.cli.options import DescOption, FormatOption, SearchOption
+from pointctl.cli.numbers import whole
+from pointctl.cli.options import DescOption, FormatOption, QuietOption, SearchOption
 from pointctl.cli.render import OutputFormat, emit_record, emit_result, emit_rows, message
 from pointctl.core.errors import InvalidInputError
 
@@ -66,7 +67,8 @@ def _display(record: dict[str, Any], fmt: OutputFormat) -> dict[str, Any]:
 def create(
     name: NewNameArg,
     inventory: Annotated[int | None, typer.Option(
-        "--inventory", help="Limited inventory: points the source can still issue.")] = None,
+        "--inventory", metavar="N", parser=whole("--inventory", minimum=0),
+        help="Limited inventory: points the source can still issue.")] = None,
     unlimited: Annotated[bool, typer.Option(
         "--unlimited", help="Unlimited inventory (the default when --inventory is not given).")
     ] = False,
@@ -186,15 +188,17 @@ def archive(
 def inventory(
     name: NameArg,
     adjust: Annotated[int | None, typer.Option(
-        "--adjust", metavar="+N|-N",
+        "--adjust", metavar="+N|-N", parser=whole("--adjust", signed=True),
         help="Add (+N) or remove (-N) inventory; recorded as an audit entry.")] = None,
     reason: Annotated[str | None, typer.Option(
         "--reason", help="Why, recorded on the audit entry.")] = None,
+    quiet: QuietOption = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Show a source's inventory and its history, or adjust it with --adjust."""
     if adjust is not None:
         state.refuse_writes()
+        state.current.quiet = quiet
     services = _services()
     if adjust is None:
         record = state.call(services.get_inventory, write=False, name=name)

@@ -38,6 +38,7 @@ class Settings:
     actor: str = ""
     debug: bool = False
     read_only: bool = False
+    quiet: bool = False  # --quiet on a write command: no confirmation line
 
 
 current = Settings()
@@ -59,12 +60,24 @@ def refuse_writes(why: str = "changes the database") -> None:
 
 
 def writes(command: F) -> F:
-    """Marks a command that changes the database: refused in read-only mode."""
+    """Marks a command that changes the database: refused in read-only mode, and given
+    ``--quiet`` (``-q``), which drops its confirmation line."""
+    import inspect
+
+    from pointctl.cli.options import QuietOption
+
     @functools.wraps(command)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
+    def guarded(*args: Any, quiet: bool = False, **kwargs: Any) -> Any:
         refuse_writes()
+        current.quiet = quiet
         return command(*args, **kwargs)
 
+    signature = inspect.signature(command, eval_str=True)
+    guarded.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(),
+                    inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                      annotation=QuietOption)])
+    guarded.__annotations__ = {**command.__annotations__, "quiet": QuietOption}
     guarded.pointctl_writes = True  # type: ignore[attr-defined]
     return guarded  # type: ignore[return-value]
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pointctl.core.errors import InvalidInputError
 
 DEFAULT_ZONE = "UTC"
+# a write may be dated a little ahead of this machine's clock (the caller's clock runs ahead),
+# never further, and never before 1970
+CLOCK_SKEW = timedelta(minutes=1)
+EARLIEST = datetime(1970, 1, 1)
 _zone: ZoneInfo | None = None
 _loader: Callable[[], str | None] | None = None
 
@@ -78,10 +82,28 @@ def parse_time(text: str, *, what: str = "time") -> datetime:
             f"invalid {what} {text!r}: expected an ISO-8601 date or date-time such as "
             "2026-03-01 or 2026-03-01T12:00:00+01:00"
         ) from None
-    if moment.tzinfo is not None:
-        return moment.astimezone(UTC).replace(tzinfo=None)
-    where = zone()
-    return moment if where.key == "UTC" else to_utc(moment, where)
+    try:
+        if moment.tzinfo is not None:
+            return moment.astimezone(UTC).replace(tzinfo=None)
+        where = zone()
+        return moment if where.key == "UTC" else to_utc(moment, where)
+    except (OverflowError, ValueError):  # year 1 or 9999 shifted out of the calendar
+        raise InvalidInputError(f"invalid {what} {text!r}: outside the years 1 to 9999 once "
+                                "converted to UTC") from None
+
+
+def check_write_time(moment: datetime, *, what: str = "--at") -> datetime:
+    """The time of a write: from 1970 up to a minute ahead of now (clock skew); a write dated
+    further ahead, or before 1970, is a mistake (exit 2)."""
+    now_ = now()
+    if moment > now_ + CLOCK_SKEW:
+        raise InvalidInputError(f"{what} {format_time(moment)} is in the future (now is "
+                                f"{format_time(now_)}); a write may be dated at most "
+                                "1 minute ahead")
+    if moment < EARLIEST:
+        raise InvalidInputError(f"{what} {format_time(moment)} is before 1970; the ledger "
+                                "starts in 1970")
+    return moment
 
 
 def now() -> datetime:

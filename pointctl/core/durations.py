@@ -29,6 +29,7 @@ _FIXED = {"min": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(d
           "w": timedelta(weeks=1)}
 _MONTHS_PER = {"mo": 1, "q": 3, "y": 12}
 _MAX_AMOUNT = 100_000
+_MAX_YEARS = 1000  # any longer is a typo, and would leave the calendar when subtracted
 
 
 @dataclass(frozen=True)
@@ -81,4 +82,8 @@ def parse_duration(text: str, *, what: str = "duration") -> Duration:
         raise InvalidInputError(f"invalid {what} {text!r}: must be greater than zero")
     if amount > _MAX_AMOUNT:
         raise InvalidInputError(f"invalid {what} {text!r}: at most {_MAX_AMOUNT} units")
+    too_long = amount * _FIXED[unit] > timedelta(days=366 * _MAX_YEARS) if unit in _FIXED \
+        else amount * _MONTHS_PER[unit] > 12 * _MAX_YEARS
+    if too_long:
+        raise InvalidInputError(f"invalid {what} {text!r}: at most {_MAX_YEARS} years")
     return Duration(amount, unit)

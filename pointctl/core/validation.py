@@ -9,6 +9,7 @@ from pointctl.core.errors import InvalidInputError
 
 MAX_POINTS = 2**63 - 1  # points are 64-bit integers
 MAX_NAME_LENGTH = 100
+MAX_ACTOR_LENGTH = 200  # who acted, as every audit entry records it
 
 
 def clean_name(name: str | None, *, what: str) -> str:
@@ -40,15 +41,43 @@ def check_weight(value: int, *, what: str) -> int:
     return value
 
 
-def check_points(value: int, *, what: str, minimum: int = 1) -> int:
-    """A whole number of points within 64 bits and at least ``minimum``."""
+def check_points(value: int, *, what: str, minimum: int = 1, maximum: int = MAX_POINTS) -> int:
+    """A whole number of points (or any count) from ``minimum`` to ``maximum`` (64 bits)."""
+    if minimum == 1:
+        kind = "a positive whole number"
+    else:
+        kind = f"a whole number of at least {minimum:,}"
+    if maximum != MAX_POINTS:
+        kind += f" up to {maximum:,}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInputError(f"{what} must be a whole number, got {value!r}")
+        raise InvalidInputError(f"{what} must be {kind}, got {value!r}")
     if value < minimum:
-        qualifier = "positive" if minimum == 1 else f"at least {minimum}"
-        raise InvalidInputError(f"{what} must be {qualifier}, got {value}")
-    if value > MAX_POINTS:
-        raise InvalidInputError(f"{what} {value} is too large: at most {MAX_POINTS} (64-bit)")
+        raise InvalidInputError(f"{what} must be {kind}, got '{value}'")
+    if value > maximum:
+        if maximum == MAX_POINTS:
+            raise InvalidInputError(f"{what} {value} is too large: at most {MAX_POINTS} (64-bit)")
+        raise InvalidInputError(f"{what} must be {kind}, got '{value}'")
+    return value
+
+
+def check_text(value: str | None, *, what: str, max_length: int) -> str | None:
+    """A free text (reference, reason, actor): at most ``max_length`` characters and no control
+    characters, checked the same way on every database before anything is written."""
+    if value is None:
+        return None
+    if len(value) > max_length:
+        raise InvalidInputError(f"{what} is {len(value):,} characters; at most "
+                                f"{max_length:,} are allowed")
+    if not value.isprintable():
+        raise InvalidInputError(f"{what} {value[:40]!r} contains control characters")
+    return value
+
+
+def check_id(value: int, *, what: str) -> int:
+    """A row id: a whole number from 1 within 64 bits."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_POINTS:
+        raise InvalidInputError(f"{what} must be a whole number from 1 to {MAX_POINTS}, "
+                                f"got {value!r}")
     return value
 
 

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from pointctl.core.errors import SchemaError
 from pointctl.db.session import connect_error, current_revision, make_engine, safe_url
@@ -34,7 +34,7 @@ def status(url: str, *, read_only: bool = False) -> dict[str, object]:
     try:
         with engine.connect() as connection:
             current = current_revision(connection)
-    except OperationalError as error:
+    except DBAPIError as error:
         raise connect_error(error, url) from error
     finally:
         engine.dispose()
@@ -65,7 +65,7 @@ def upgrade(url: str, *, revision: str = "head") -> dict[str, object]:
                     f"does not know (is it newer?): {error}"
                 ) from None
             after = current_revision(connection)
-    except OperationalError as error:
+    except DBAPIError as error:
         raise connect_error(error, url) from error
     finally:
         engine.dispose()

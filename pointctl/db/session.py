@@ -175,7 +175,22 @@ def sqlite_path(url: str) -> str | None:
     return database
 
 
+def _not_a_database(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlite_errorname", None) in ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+
+def not_a_database_error(url: str) -> DatabaseUnavailableError:
+    return DatabaseUnavailableError(
+        f"{sqlite_path(url) or safe_url(url)} is not a pointctl database (not an SQLite "
+        "database file); check --db or POINTCTL_DATABASE_URL")
+
+
 def connect_error(error: DBAPIError, url: str) -> DatabaseUnavailableError:
+    """Exit 4 for a database that cannot be opened; re-raises any other database error."""
+    if _not_a_database(error):
+        return not_a_database_error(url)
+    if not isinstance(error, OperationalError):
+        raise error
     parsed = parse_url(url)
     hint = ""
     if getattr(error.orig, "sqlite_errorname", None) == "SQLITE_READONLY_DIRECTORY":
@@ -268,6 +283,8 @@ def transaction(url: str, *, write: bool, engine: Engine | None = None,
     except DBAPIError as error:
         if _refused(error):
             raise refused_error(error, url) from error
+        if _not_a_database(error):
+            raise not_a_database_error(url) from error
         if not isinstance(error, OperationalError):
             raise
         if getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:

@@ -16,12 +16,19 @@ from typing import IO, Any
 
 from sqlmodel import Session
 
-from pointctl.core.clock import parse_time
+from pointctl.core.clock import check_write_time, parse_time
 from pointctl.core.errors import InvalidInputError, PointctlError
-from pointctl.core.validation import MAX_POINTS, did_you_mean
+from pointctl.core.validation import MAX_POINTS, check_id, check_text, did_you_mean
 from pointctl.services import engine, enrollment, ledger
 from pointctl.services.engine import Outcome
-from pointctl.services.writes import WriteOptions
+from pointctl.services.idempotency import MAX_KEY_LENGTH
+from pointctl.services.writes import (
+    MAX_NOTE_LENGTH,
+    MAX_REFERENCE_LENGTH,
+    MAX_USER_LENGTH,
+    WriteOptions,
+    clean_user,
+)
 
 OPS = ("issue", "spend", "reverse", "adjust", "transfer", "activity", "enroll")
 FIELDS = ("op", "user", "points", "source", "account", "to_account", "to_user", "entry",
@@ -37,6 +44,10 @@ REQUIRED = {
     "enroll": ("user",),
 }
 MAX_TEXT = 1000
+# the fields the ledger stores, at most as long as a single command allows them
+MAX_LENGTHS = {"user": MAX_USER_LENGTH, "to_user": MAX_USER_LENGTH,
+               "reference_id": MAX_REFERENCE_LENGTH, "reference_type": MAX_REFERENCE_LENGTH,
+               "idempotency_key": MAX_KEY_LENGTH, "reason": MAX_NOTE_LENGTH}
 
 
 @dataclass(frozen=True)
@@ -131,9 +142,10 @@ def _check_fields(number: int, value: dict[str, Any], *, from_csv: bool) -> Op:
         if name in TEXT_FIELDS:
             if not isinstance(item, str):
                 raise InvalidInputError(f"{name!r} must be a string, not {_kind(item)}")
-            if len(item) > MAX_TEXT:
-                raise InvalidInputError(f"{name!r} is longer than {MAX_TEXT} characters")
-            fields[name] = item
+            check_text(item, what=repr(name), max_length=MAX_LENGTHS.get(name, MAX_TEXT))
+            # an empty user is a malformed line, as a control character or an over-long text
+            fields[name] = clean_user(item, what=repr(name)) if name in ("user", "to_user") \
+                else item
         elif name == "clamp":
             fields[name] = _boolean(item, from_csv)
         else:
@@ -151,7 +163,10 @@ def _check_fields(number: int, value: dict[str, Any], *, from_csv: bool) -> Op:
         raise InvalidInputError("reverse needs 'entry' or 'reference_id' (one of them)")
     if op == "adjust" and points is not None and points > 0 and "source" not in fields:
         raise InvalidInputError("adjust with positive points needs 'source'")
-    at = parse_time(fields["at"], what="'at'") if "at" in fields else None
+    if "entry" in fields:
+        check_id(fields["entry"], what="'entry'")
+    at = check_write_time(parse_time(fields["at"], what="'at'"), what="'at'") \
+        if "at" in fields else None
     return Op(number, op, fields, at)
 
 

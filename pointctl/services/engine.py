@@ -58,6 +58,8 @@ from pointctl.services.lookup import dedupe_names
 from pointctl.services.writes import (
     DEFAULT_REFERENCE_TYPES,
     WriteOptions,
+    check_options,
+    check_reason,
     clean_event,
     clean_user,
 )
@@ -525,9 +527,7 @@ class _Chunk:
                 raise InvalidInputError("points must be a non-zero whole number (+N adds, -N "
                                         "removes)")
             check_points(-request.points, what="points")
-            if not (request.reason or "").strip():
-                raise InvalidInputError("--reason is required: say why the balance is "
-                                        "corrected")
+            check_reason(request.reason)
         elif not isinstance(request, ReverseRequest):
             check_points(request.points, what="points")
         if isinstance(request, TransferRequest):
@@ -536,6 +536,10 @@ class _Chunk:
             if receiver == user and name_key(request.from_account) == \
                     name_key(request.to_account):
                 raise InvalidInputError("a transfer needs a different account or --to-user")
+        if isinstance(request, IssueRequest) and request.note is not None:
+            check_reason(request.note)
+        if not isinstance(request, RolloverRequest):  # dated by its evaluation, which a
+            check_options(request.options)  # preview runs ahead of now
         key = check_key(request.options.idempotency_key)
         op = _Op(index, request, user, request.options.at or self.now, key, receiver=receiver)
         if key is not None:

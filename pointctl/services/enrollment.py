@@ -45,7 +45,7 @@ def enroll(session: Session, *, user: str, at: datetime | None, actor: str) -> d
     nothing; another is refused."""
     user = clean_user(user)
     now = clock.now()
-    moment = at or now
+    moment = clock.check_write_time(at) if at is not None else now
     if moment > now:
         raise InvalidInputError(f"--at {clock.format_time(moment)} is in the future; an "
                                 "enrollment records when a member joined")

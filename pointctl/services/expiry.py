@@ -103,13 +103,8 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
     schedule = parse_schedule(every or "daily")
     for value, what in ((older_than, "--older-than"), (min_age, "--min-age"),
                         (inactive_for, "--inactive-for")):
-        if value is not None:
-            duration = parse_duration(value, what=f"{what} duration")
-            try:
-                duration.subtract_from(clock.now())
-            except (ValueError, OverflowError):
-                raise InvalidInputError(f"{what} {value} reaches past the calendar; use a "
-                                        "shorter duration") from None
+        if value is not None:  # at most 1000 years: it stays within the calendar
+            parse_duration(value, what=f"{what} duration")
     policy = ExpirationPolicy(account_id=0, kind=kind, schedule=schedule.text,
                               starts_at=clock.now(), set_by=actor, updated_at=clock.now())
     if kind == "rolling":
@@ -696,10 +691,7 @@ def preview(session: Session, *, within: str, user: str | None = None,
     """What the schedules will expire (or roll over) within ``within`` from now if nothing else
     happens, per account, user and evaluation; overdue evaluations are included. The caller
     rolls the transaction back."""
-    try:
-        horizon = parse_duration(within, what="--within duration").add_to(clock.now())
-    except (ValueError, OverflowError):
-        raise InvalidInputError(f"--within {within} reaches past the calendar") from None
+    horizon = parse_duration(within, what="--within duration").add_to(clock.now())
     accounts_by_names(session, accounts)  # an unknown name is an error before anything runs
     rows = []
     for outcome in simulate(session, until=horizon, accounts=accounts, actor=actor,

@@ -25,6 +25,7 @@ def check_key(key: str | None) -> str | None:
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInputError(f"--idempotency-key must be 1 to {MAX_KEY_LENGTH} characters")
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInputError(f"--idempotency-key must be 1 to {MAX_KEY_LENGTH} printable "
+                                "characters")
     return key

@@ -27,6 +27,7 @@ from pointctl.services import engine
 from pointctl.services.writes import (
     DEFAULT_REFERENCE_TYPES,
     WriteOptions,
+    check_reason,
     clean_user,
 )
 
@@ -68,9 +69,7 @@ def adjust_request(*, user: str, points: int, account: str, reason: str, source:
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         raise InvalidInputError("points must be a non-zero whole number (+N adds, -N removes)")
     check_points(abs(points), what="points")
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInputError("--reason is required: say why the balance is corrected")
+    reason = check_reason(reason)
     if points < 0:
         return engine.SubtractRequest(user=user, points=points, account=account, reason=reason,
                                       options=options)

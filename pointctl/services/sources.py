@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from pointctl.core import clock
 from pointctl.core.errors import InvalidInputError, RefusedError
-from pointctl.core.validation import MAX_POINTS, check_points, clean_name, name_key
+from pointctl.core.validation import MAX_POINTS, check_points, check_text, clean_name, name_key
 from pointctl.db.models import Account, AccountSource, Source
 from pointctl.services import restrictions
 from pointctl.services.audit import inventory_history, record_entry
@@ -27,6 +27,7 @@ from pointctl.services.lookup import (
     search_and_sort,
     source_by_name,
 )
+from pointctl.services.writes import MAX_NOTE_LENGTH
 
 SOURCE_SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "name": lambda row: (),
@@ -248,6 +249,7 @@ def adjust_inventory(
     if delta == 0:
         raise InvalidInputError("--adjust must not be zero")
     check_points(abs(delta), what="--adjust")
+    check_text(reason, what="--reason", max_length=MAX_NOTE_LENGTH)
     source = source_by_name(session, name, lock=True)
     if source.inventory is None:
         raise RefusedError(f"source {source.name!r} has unlimited inventory, which cannot be "

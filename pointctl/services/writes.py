@@ -9,6 +9,7 @@ from typing import Any
 
 from pointctl.core import clock
 from pointctl.core.errors import InvalidInputError
+from pointctl.core.validation import MAX_ACTOR_LENGTH, check_text
 
 DEFAULT_REFERENCE_TYPES = {
     "issue": "Point Issuance",
@@ -24,6 +25,8 @@ DEFAULT_REFERENCE_TYPES = {
     "archived_return": "Returned Inventory Expired (source archived)",
 }
 MAX_USER_LENGTH = 200
+MAX_REFERENCE_LENGTH = 200  # reference ids and types
+MAX_NOTE_LENGTH = 1000  # reasons
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,27 @@ class WriteOptions:
         a defaulted time, so that a retried script matches its first run)."""
         return {"at": self.at.isoformat() if self.at else None,
                 "reference_id": self.reference_id, "reference_type": self.reference_type}
+
+
+def check_options(options: WriteOptions) -> None:
+    """The texts and time every write carries, checked before anything is read or written:
+    the same lengths on SQLite and PostgreSQL, no control characters, and a time from 1970 to
+    a minute ahead of now."""
+    check_text(options.reference_id, what="--reference-id", max_length=MAX_REFERENCE_LENGTH)
+    check_text(options.reference_type, what="--reference-type",
+               max_length=MAX_REFERENCE_LENGTH)
+    check_text(options.actor, what="--actor", max_length=MAX_ACTOR_LENGTH)
+    if options.at is not None:
+        clock.check_write_time(options.at)
+
+
+def check_reason(reason: str | None) -> str:
+    """The reason of a manual correction: required, at most 1,000 characters."""
+    cleaned = (reason or "").strip()
+    if not cleaned:
+        raise InvalidInputError("--reason is required: say why the balance is corrected")
+    check_text(cleaned, what="--reason", max_length=MAX_NOTE_LENGTH)
+    return cleaned
 
 
 def clean_user(user: str, *, what: str = "user") -> str:
