@@ -164,7 +164,9 @@ def group_of(path: tuple[str, ...]) -> str:
 
 
 @pytest.mark.parametrize("group", GROUPS)
-def test_boundary_values_end_cleanly(cli: Cli, tmp_path: Path, group: str) -> None:
+def test_boundary_values_end_cleanly(cli: Cli, tmp_path: Path, group: str,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # --export, --output and --rejects write where they are told
     files = setup(cli, tmp_path)
     tried = 0
     for path, command in commands().items():

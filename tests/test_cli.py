@@ -275,11 +275,25 @@ def test_every_help_page_names_things_one_way(cli: Cli) -> None:
             found += paths(sub, (*prefix, name))
         return found
 
+    root = typer.main.get_command(app)
+    shorts: dict[str, set[str]] = {}
     pages = 0
-    for path in paths(typer.main.get_command(app)):
+    for path in paths(root):
+        command = root
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        for param in command.params:  # type: ignore[attr-defined]
+            assert param.help, (path, param.name)  # every option and argument says what it is
+            for short in (o for o in param.opts + param.secondary_opts if o[1] != "-"):
+                shorts.setdefault(short, set()).add(max(param.opts, key=len))
+        # paragraphs are wrapped to the terminal, never broken where the source text was
+        page = cli.ok(*path, "--help", env={"COLUMNS": "400"}).stdout
+        for paragraph in (command.help or "").split("\n\n"):  # type: ignore[attr-defined]
+            if not paragraph.lstrip().startswith("-"):
+                assert " ".join(paragraph.split()) in page, (path, paragraph)
         page = cli.ok(*path, "--help").stdout
         pages += 1
-        assert "<bool>" not in page, path
+        assert "<bool>" not in page and "<str>" not in page and "<int>" not in page, path
         usage = next(line for line in page.splitlines() if "Usage:" in line)
         assert "{" not in usage and "}" not in usage, (path, usage)
         for word in re.findall(r"\[OPTIONS\]\s+(.*)", usage):
@@ -287,3 +301,5 @@ def test_every_help_page_names_things_one_way(cli: Cli) -> None:
                 assert argument.strip("[].") == argument.strip("[].").upper(), (path, usage)
         assert not re.search(r"\bSPEC\b|seed document", page), path
     assert pages > 40
+    # one meaning per short option across the whole command line
+    assert {short: longs for short, longs in shorts.items() if len(longs) > 1} == {}

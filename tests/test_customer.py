@@ -73,7 +73,7 @@ def test_table_and_csv(cli: Cli) -> None:
                   "Coming evaluations", "Latest entries"):
         assert title in table.stdout
     assert "No restrictions apply." in table.stderr
-    ann = cli.ok("customer", "ann", "-n", "2", env=at(NOW))
+    ann = cli.ok("customer", "ann", "--entries", "2", env=at(NOW))
     assert "Latest entries (2 of 5)" in ann.stdout
     assert "Showing the latest 2 of 5 entries; see 'pointctl report audit --user ann'" in \
         ann.stderr

@@ -79,7 +79,7 @@ def enroll(
 def customer(
     user: UserArg,
     entries: Annotated[int, typer.Option(
-        "--entries", "-n", metavar="N", parser=whole("--entries", ranged_by_service=True),
+        "--entries", metavar="N", parser=whole("--entries", ranged_by_service=True),
         help="How many of the latest entries to show "
         "(1-1000).")] = 10,
     fmt: FormatOption = OutputFormat.table,

@@ -1,21 +1,42 @@
-"""How help pages name things, the same in every command: flags show no type placeholder
-(``--dry-run``, not ``--dry-run <bool>``), and arguments are upper-case names, plain when
-required (``USER``) and in brackets when optional (``[FILE]``), as in most command-line
-tools. Typer draws the help pages; these three of its display hooks are set here, once."""
+"""How help pages name things, the same in every command, as in most command-line tools:
+
+- arguments are upper-case names, plain when required (``USER``) and in brackets when optional
+  (``[FILE]``), and show no type of their own (the name says what goes there);
+- an option shows its value as an upper-case name (``--source SOURCE``, ``--limit N``) or its
+  choices (``--format table|json|csv``); a flag shows nothing (``--dry-run``, never
+  ``--dry-run <bool>``);
+- a paragraph of a command's help is one paragraph, wrapped to the terminal, whatever line
+  breaks its source text has; a line that starts with ``-`` starts a list item.
+
+Typer draws the help pages; these display hooks of its are set here, once.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from typer import rich_utils
 from typer.core import TyperArgument, TyperOption
 
-_option_type = TyperOption.display_type_rich
+_LIST_ITEM = re.compile(r"\n(?=\s*[-*] )")
 
 
-def _flag_without_type(self: Any, ctx: Any) -> str | None:
+def _option_value(self: Any, ctx: Any) -> str | None:
     if self.is_flag or self.count:
         return None
-    return _option_type(self, ctx)
+    if self.metavar is not None:
+        return str(self.metavar)
+    descriptor = self.type_descriptor
+    if descriptor.is_choice:
+        return "|".join(str(getattr(choice, "value", choice)).lower()
+                        for choice in descriptor.choices or ())
+    if descriptor.is_path:
+        return "FILE"
+    annotation = descriptor.annotation
+    if annotation is int or (descriptor.is_list and "int" in str(annotation)):
+        return "N"
+    return str(self.name or "value").rsplit("_", 1)[-1].upper()
 
 
 def _argument_name(self: Any) -> str:
@@ -33,7 +54,19 @@ def _help_name(self: Any) -> str:
     return _argument_name(self) + ("..." if self.metavar is None and self.nargs != 1 else "")
 
 
+def _paragraphs(paragraphs: list[str], markup_mode: Any) -> str:
+    """Each paragraph one line for Rich to wrap; list items keep their own lines."""
+    joined = []
+    for paragraph in paragraphs:
+        items = _LIST_ITEM.split(paragraph.strip("\n"))
+        joined.append("\n".join(" ".join(item.split()) for item in items))
+    return "\n\n".join(joined)
+
+
 def apply() -> None:
-    TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]
+    TyperOption.display_type_rich = _option_value  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+    TyperArgument.display_name_raw = property(_argument_name)  # type: ignore[assignment]
     TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
     TyperArgument._rich_display_name = _help_name  # type: ignore[method-assign]
+    rich_utils._fix_linebreaks = _paragraphs  # type: ignore[assignment]

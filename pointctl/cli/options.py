@@ -21,7 +21,8 @@ QuietOption = Annotated[bool, typer.Option(
     "still goes to stdout).")]
 DescOption = Annotated[bool, typer.Option("--desc", help="Sort in descending order.")]
 SearchOption = Annotated[
-    str | None, typer.Option("--search", "-s", help="Case-insensitive substring to match.")
+    str | None, typer.Option(
+        "--search", metavar="TEXT", help="Case-insensitive substring to match.")
 ]
 ReferenceIdOption = Annotated[str | None, typer.Option(
     "--reference-id", help="Your reference for this operation (order id, ride id, ticket).")]
@@ -51,8 +52,10 @@ ToOption = Annotated[str | None, typer.Option(
     "--to", metavar="DATE", help="To this day (inclusive; default today).",
     rich_help_panel="Period (program time zone, whole days)")]
 AccountsOption = Annotated[list[str] | None, typer.Option(
-    "--account", "-a", help="Only this account (repeatable: any of them; default every "
+    "--account", "-a", metavar="ACCOUNT", help="Only this account (repeatable: any of them; "
+    "default every "
     "account).", autocompletion=complete.account_names)]
 SourcesOption = Annotated[list[str] | None, typer.Option(
-    "--source", help="Only this source (repeatable: any of them; default every source).",
+    "--source", "-s", metavar="SOURCE",
+    help="Only this source (repeatable: any of them; default every source).",
     autocompletion=complete.source_names)]

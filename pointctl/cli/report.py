@@ -86,10 +86,12 @@ def audit(
         "--type", "-t", help="Only these entry types (repeatable): issue, spend, reversal, "
         "adjustment, transfer, expiration, rollover, reactivation, inventory, restriction."
     )] = None,
-    reference_id: Annotated[str | None, typer.Option("--reference-id")] = None,
+    reference_id: Annotated[str | None, typer.Option(
+        "--reference-id", help="Only entries with exactly this reference id (an order, a "
+        "ride, a ticket).")] = None,
     search: Annotated[str | None, typer.Option(
-        "--search", "-s", help="Plain text to find (any case) in the user, reference id and "
-        "type, entry type, note, account or source name.")] = None,
+        "--search", metavar="TEXT", help="Plain text to find (any case) in the user, "
+        "reference id and type, entry type, note, account or source name.")] = None,
     last: LastOption = None, this_month: ThisMonthOption = False,
     last_month: LastMonthOption = False, start: FromOption = None, end: ToOption = None,
     limit: Annotated[int, typer.Option(

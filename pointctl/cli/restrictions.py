@@ -70,7 +70,7 @@ def list_(
         metavar="[SOURCE]", help="Only this source's restrictions.",
         autocompletion=source_names)] = None,
     user: Annotated[str | None, typer.Option(
-        "--user", help="Show this customer's use of per-customer restrictions (default: the "
+        "--user", "-u", help="Show this customer's use of per-customer restrictions (default: the "
                        "busiest customer's).")] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col
 from pointctl.core import clock, draws, periods
 from pointctl.core.errors import InvalidInputError
 from pointctl.core.periods import Period
+from pointctl.core.validation import did_you_mean
 from pointctl.db.models import Account, Entry, Source
 from pointctl.db.rawsql import RawSql
 from pointctl.services.lookup import accounts_by_names, sources_by_names
@@ -35,7 +36,8 @@ def audit(session: Session, *, user: str | None = None, accounts: Sequence[str] 
     says the count stopped there)."""
     unknown = sorted(set(types) - set(ENTRY_TYPES))
     if unknown:
-        raise InvalidInputError(f"unknown entry type {', '.join(unknown)}; choose from "
+        raise InvalidInputError(f"unknown entry type {', '.join(unknown)}"
+                                f"{did_you_mean(unknown[0], ENTRY_TYPES)}; choose from "
                                 f"{', '.join(ENTRY_TYPES)}")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInputError(f"--limit must be between 1 and {MAX_LIMIT}")

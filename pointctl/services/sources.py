@@ -81,7 +81,7 @@ def create_source(
     note: str | None = None,
 ) -> dict[str, Any]:
     """A new active source; ``inventory=None`` means unlimited. Without ``link``, the source
-    links to every active account. An initial inventory of 0 creates it paused (§4: a source
+    links to every active account. An initial inventory of 0 creates it paused (a source
     with no inventory cannot be active)."""
     name = clean_name(name, what="source")
     if inventory is not None:
