@@ -8,16 +8,19 @@ upgraded); ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from typing import Annotated, Any
 
 import typer
 from typer import _click
-from typer.core import TyperGroup
+from typer.models import TyperInfo
 
 from pointctl import __version__
-from pointctl.cli import helpstyle, state
+from pointctl.cli import helpstyle, lazy, state
+from pointctl.cli.lazy import Definition
 from pointctl.core.errors import PointctlError
 
 helpstyle.apply()
@@ -45,8 +48,17 @@ def _usage_message(text: str) -> str:
     return text
 
 
-class PointctlGroup(TyperGroup):
-    """Runs the command tree in non-standalone mode and maps every error to an exit code."""
+class PointctlGroup(lazy.LazyGroup):
+    """The root: builds only the command that runs (``COMMANDS``), runs it in non-standalone
+    mode and maps every error to an exit code."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        settings = {"pretty_exceptions_short": app.pretty_exceptions_short,
+                    "rich_markup_mode": self.rich_markup_mode,
+                    "suggest_commands": self.suggest_commands}
+        self.commands = lazy.LazyCommands(
+            {name: functools.partial(_definition, name) for name in COMMANDS}, settings)
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -128,34 +140,26 @@ def root(
     clock.set_zone_loader(state.program_zone_name)
 
 
-def _register() -> None:
-    from pointctl.cli import (
-        accounts,
-        batch,
-        config,
-        customer,
-        db,
-        expire,
-        ledger,
-        report,
-        restrictions,
-        sources,
-    )
-
-    app.add_typer(db.app, name="db")
-    app.add_typer(accounts.app, name="accounts")
-    app.add_typer(sources.app, name="sources")
-    app.add_typer(restrictions.app, name="restrictions")
-    ledger.register(app)
-    customer.register(app)
-    batch.register(app)
-    app.add_typer(expire.app, name="expire")
-    app.add_typer(report.app, name="report")
-    report.register(app)
-    app.add_typer(config.app, name="config")
+# Every top-level command, in the order `pointctl --help` lists them, and the module that
+# defines it: "MODULE" for a command registered on the module's `commands` app, "MODULE:app"
+# for a group (the module's `app`). Only the module of the command that runs is imported.
+COMMANDS = {
+    "issue": "ledger", "spend": "ledger", "reverse": "ledger", "adjust": "ledger",
+    "transfer": "ledger", "reactivate": "ledger", "balance": "ledger", "history": "ledger",
+    "activity": "ledger", "customer": "customer", "enroll": "customer", "batch": "batch",
+    "verify": "report", "db": "db:app", "accounts": "accounts:app", "sources": "sources:app",
+    "restrictions": "restrictions:app", "expire": "expire:app", "report": "report:app",
+    "config": "config:app",
+}
 
 
-_register()
+def _definition(name: str) -> Definition:
+    module_name, _, group = COMMANDS[name].partition(":")
+    module = import_module(f"pointctl.cli.{module_name}")
+    if group:
+        return TyperInfo(getattr(module, group), name=name)
+    return next(info for info in module.commands.registered_commands
+                if lazy.command_name(info) == name)
 
 
 def main() -> None:

@@ -24,6 +24,9 @@ from pointctl.cli.render import OutputFormat, csv_cell, emit_record, emit_rows, 
 if TYPE_CHECKING:
     from pointctl.core.periods import Period
 
+# top-level commands (`pointctl verify`): the root finds them here by name
+commands = typer.Typer()
+
 app = typer.Typer(help="Reports: the audit log, point liability and the point-source report.",
                   no_args_is_help=True)
 
@@ -61,10 +64,6 @@ EXPORT_TYPES = {".csv": ("text", "csv"), ".json": ("application", "json")}
 class ChartView(str, Enum):
     daily = "daily"
     cumulative = "cumulative"
-
-
-def register(root: typer.Typer) -> None:
-    root.command()(verify)
 
 
 def period(last: str | None, this_month: bool, last_month: bool, start: str | None,
@@ -225,6 +224,7 @@ def _export_bytes(found: dict[str, Any], suffix: str) -> bytes:
     return out.getvalue().encode()
 
 
+@commands.command()
 def verify(fmt: FormatOption = OutputFormat.table) -> None:
     """Check every ledger rule; exit 1 listing each violation."""
     from pointctl.services.verify import verify as run_verify
