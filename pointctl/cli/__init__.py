@@ -9,6 +9,7 @@ upgraded); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -19,7 +20,7 @@ from typer import _click
 from typer.models import TyperInfo
 
 from pointctl import __version__
-from pointctl.cli import helpstyle, lazy, state
+from pointctl.cli import complete, helpstyle, lazy, state
 from pointctl.cli.lazy import Definition
 from pointctl.core.errors import PointctlError
 
@@ -60,6 +61,15 @@ class PointctlGroup(lazy.LazyGroup):
         self.commands = lazy.LazyCommands(
             {name: functools.partial(_definition, name) for name in COMMANDS}, settings)
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, complete.with_shell_values(args))
+
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str,
+                               complete_var: str | None = None) -> None:
+        if os.environ.get(complete.COMPLETE_VAR):  # the shell asks for completions
+            complete.use_typer_protocol()
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
+
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              windows_expand_args: bool = True, **extra: Any) -> Any:
@@ -98,7 +108,7 @@ app = typer.Typer(
     help="Administer the point economy of a loyalty program: accounts, sources, the ledger, "
          "expiration and reports.",
     no_args_is_help=True,
-    add_completion=True,
+    add_completion=False,  # --install-completion and --show-completion are the root's own
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -130,6 +140,16 @@ def root(
     version: Annotated[bool, typer.Option(
         "--version", "-V", callback=_version, is_eager=True,
         help="Show the version and exit.")] = False,
+    install_completion: Annotated[str | None, typer.Option(
+        "--install-completion", metavar="[SHELL]", callback=complete.install_script,
+        is_eager=True, expose_value=False,
+        help="Install completion for SHELL (bash, zsh, fish, powershell or pwsh; default: the "
+             "shell running pointctl).")] = None,
+    show_completion: Annotated[str | None, typer.Option(
+        "--show-completion", metavar="[SHELL]", callback=complete.show_script,
+        is_eager=True, expose_value=False,
+        help="Print the completion script for SHELL (bash, zsh, fish, powershell or pwsh; "
+             "default: the shell running pointctl), to put where you like.")] = None,
 ) -> None:
     state.current = state.Settings(
         db_url=db, actor=(actor or "").strip() or state.default_actor(), debug=debug,
