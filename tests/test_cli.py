@@ -24,6 +24,8 @@ try:
 except SystemExit as exit:
     heavy = sorted(m for m in ('sqlalchemy', 'sqlmodel', 'alembic', 'psycopg') if m in sys.modules)
     print('HEAVY=' + ','.join(heavy), file=sys.stderr)
+    cli = sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('pointctl.cli.'))
+    print('CLI=' + ','.join(cli), file=sys.stderr)
     raise
 """
 
@@ -47,6 +49,55 @@ def test_version_and_help_do_not_import_the_database_stack(tmp_path: Path) -> No
         assert result.returncode == 0, result.stderr
         assert "Usage" in result.stdout and "HEAVY=\n" in result.stderr
     assert list(tmp_path.iterdir()) == []  # no database file was created
+
+
+def test_only_the_command_that_runs_is_built(tmp_path: Path) -> None:
+    """The root lists every command from its own table and imports the module of the one that
+    runs; ``--help`` lists each with its short help, exactly as the built command has it."""
+    import typer
+
+    from pointctl.cli import COMMANDS, app, lazy
+
+    shared = {"complete", "helpstyle", "lazy", "numbers", "options", "render", "state"}
+
+    def modules(*args: str) -> set[str]:
+        done = run_process(*args, cwd=tmp_path)
+        line = next(x for x in done.stderr.splitlines() if x.startswith("CLI="))
+        return set(line[4:].split(",")) - shared
+
+    assert modules("--version") == set()
+    assert modules("accounts", "--help") == {"accounts"}
+    assert modules("balance", "--help") == {"ledger"}
+    # every command a module defines is in the root's table, under that module
+    for name, where in COMMANDS.items():
+        module = __import__(f"pointctl.cli.{where.split(':')[0]}", fromlist=["x"])
+        assert hasattr(module, "app") if where.endswith(":app") else any(
+            lazy.command_name(info) == name for info in module.commands.registered_commands)
+    for module_name in {where.split(":")[0] for where in COMMANDS.values()}:
+        module = __import__(f"pointctl.cli.{module_name}", fromlist=["x"])
+        for info in getattr(module, "commands", typer.Typer()).registered_commands:
+            assert COMMANDS[lazy.command_name(info)] == module_name
+    # what a group's help lists (before anything is built) is what its built commands say
+    checked = []
+
+    def check(group: object) -> None:
+        assert isinstance(group, lazy.LazyGroup)
+        assert isinstance(group.commands, lazy.LazyCommands)
+        listed = {name: group.commands.summary(name) for name in group.list_commands(None)}
+        for name, summary in listed.items():
+            built = group.commands[name]
+            assert summary is not built
+            assert (summary.name, summary.help, summary.short_help, summary.hidden,
+                    summary.deprecated, getattr(summary, "rich_help_panel", None)) == (
+                built.name, built.help, built.short_help, built.hidden, built.deprecated,
+                getattr(built, "rich_help_panel", None)), name
+            assert summary.get_short_help_str() == built.get_short_help_str() != ""
+            checked.append(name)
+            if hasattr(built, "commands"):
+                check(built)
+
+    check(typer.main.get_command(app))
+    assert len(checked) > 40
 
 
 def test_no_arguments_shows_help(tmp_path: Path) -> None:
@@ -154,7 +205,8 @@ def test_debug_shows_the_traceback(cli: Cli, tmp_path: Path) -> None:
     debug = run_process("--db", cli.url, "--debug", "accounts", "show", "Nope", cwd=tmp_path)
     assert debug.returncode == 3 and "Traceback" in debug.stderr  # the same exit code
     assert "NotFoundError" in debug.stderr
-    assert debug.stderr.rstrip().splitlines()[-2].startswith("Error: no account named 'Nope'")
+    # the last line of pointctl itself (the probe adds two)
+    assert debug.stderr.rstrip().splitlines()[-3].startswith("Error: no account named 'Nope'")
 
 
 def test_fixed_clock_and_bad_clock(cli: Cli) -> None:

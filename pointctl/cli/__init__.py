@@ -8,16 +8,20 @@ upgraded); ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from typing import Annotated, Any
 
 import typer
 from typer import _click
-from typer.core import TyperGroup
+from typer.models import TyperInfo
 
 from pointctl import __version__
-from pointctl.cli import helpstyle, state
+from pointctl.cli import complete, helpstyle, lazy, state
+from pointctl.cli.lazy import Definition
 from pointctl.core.errors import PointctlError
 
 helpstyle.apply()
@@ -53,7 +57,7 @@ def _negative_number(error: Any) -> str | None:
         return None
     for param in error.ctx.command.params:
         descriptor = getattr(param, "type_descriptor", None)
-        parser = getattr(getattr(descriptor, "parameter_info", None), "parser", None)
+        parser: Any = getattr(getattr(descriptor, "parameter_info", None), "parser", None)
         if param.param_type_name == "argument" and hasattr(parser, "pointctl_number"):
             try:
                 parser(error.option_name)
@@ -62,8 +66,26 @@ def _negative_number(error: Any) -> str | None:
     return None
 
 
-class PointctlGroup(TyperGroup):
-    """Runs the command tree in non-standalone mode and maps every error to an exit code."""
+class PointctlGroup(lazy.LazyGroup):
+    """The root: builds only the command that runs (``COMMANDS``), runs it in non-standalone
+    mode and maps every error to an exit code."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        settings = {"pretty_exceptions_short": app.pretty_exceptions_short,
+                    "rich_markup_mode": self.rich_markup_mode,
+                    "suggest_commands": self.suggest_commands}
+        self.commands = lazy.LazyCommands(
+            {name: functools.partial(_definition, name) for name in COMMANDS}, settings)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, complete.with_shell_values(args))
+
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str,
+                               complete_var: str | None = None) -> None:
+        if os.environ.get(complete.COMPLETE_VAR):  # the shell asks for completions
+            complete.use_typer_protocol()
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -117,7 +139,7 @@ app = typer.Typer(
     help="Administer the point economy of a loyalty program: accounts, sources, the ledger, "
          "expiration and reports.",
     no_args_is_help=True,
-    add_completion=True,
+    add_completion=False,  # --install-completion and --show-completion are the root's own
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -149,6 +171,16 @@ def root(
     version: Annotated[bool, typer.Option(
         "--version", "-V", callback=_version, is_eager=True,
         help="Show the version and exit.")] = False,
+    install_completion: Annotated[str | None, typer.Option(
+        "--install-completion", metavar="[SHELL]", callback=complete.install_script,
+        is_eager=True, expose_value=False,
+        help="Install completion for SHELL (bash, zsh, fish, powershell or pwsh; default: the "
+             "shell running pointctl).")] = None,
+    show_completion: Annotated[str | None, typer.Option(
+        "--show-completion", metavar="[SHELL]", callback=complete.show_script,
+        is_eager=True, expose_value=False,
+        help="Print the completion script for SHELL (bash, zsh, fish, powershell or pwsh; "
+             "default: the shell running pointctl), to put where you like.")] = None,
 ) -> None:
     from pointctl.core.validation import MAX_ACTOR_LENGTH, check_text
 
@@ -162,34 +194,26 @@ def root(
     clock.set_zone_loader(state.program_zone_name)
 
 
-def _register() -> None:
-    from pointctl.cli import (
-        accounts,
-        batch,
-        config,
-        customer,
-        db,
-        expire,
-        ledger,
-        report,
-        restrictions,
-        sources,
-    )
-
-    app.add_typer(db.app, name="db")
-    app.add_typer(accounts.app, name="accounts")
-    app.add_typer(sources.app, name="sources")
-    app.add_typer(restrictions.app, name="restrictions")
-    ledger.register(app)
-    customer.register(app)
-    batch.register(app)
-    app.add_typer(expire.app, name="expire")
-    app.add_typer(report.app, name="report")
-    report.register(app)
-    app.add_typer(config.app, name="config")
+# Every top-level command, in the order `pointctl --help` lists them, and the module that
+# defines it: "MODULE" for a command registered on the module's `commands` app, "MODULE:app"
+# for a group (the module's `app`). Only the module of the command that runs is imported.
+COMMANDS = {
+    "issue": "ledger", "spend": "ledger", "reverse": "ledger", "adjust": "ledger",
+    "transfer": "ledger", "reactivate": "ledger", "balance": "ledger", "history": "ledger",
+    "activity": "ledger", "customer": "customer", "enroll": "customer", "batch": "batch",
+    "verify": "report", "db": "db:app", "accounts": "accounts:app", "sources": "sources:app",
+    "restrictions": "restrictions:app", "expire": "expire:app", "report": "report:app",
+    "config": "config:app",
+}
 
 
-_register()
+def _definition(name: str) -> Definition:
+    module_name, _, group = COMMANDS[name].partition(":")
+    module = import_module(f"pointctl.cli.{module_name}")
+    if group:
+        return TyperInfo(getattr(module, group), name=name)
+    return next(info for info in module.commands.registered_commands
+                if lazy.command_name(info) == name)
 
 
 def main() -> None:

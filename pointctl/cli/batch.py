@@ -25,6 +25,9 @@ from pointctl.cli.options import FormatOption
 from pointctl.cli.render import OutputFormat, emit_result, message, progress_reporter
 from pointctl.core.errors import InvalidInputError
 
+# top-level commands (`pointctl batch`): the root finds them here by name
+commands = typer.Typer()
+
 MAX_CHUNK = 100_000
 SUMMARY = [("lines", "operations"), ("applied", "applied"), ("replayed", "of which replayed"),
            ("refused", "refused"), ("rejects", "rejects file"), ("seconds", "seconds"),
@@ -36,10 +39,7 @@ class InputFormat(str, Enum):
     csv = "csv"
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(batch)
-
-
+@commands.command()
 @state.writes
 def batch(
     file: Annotated[str, typer.Argument(metavar="FILE|-", help="JSON Lines or CSV file; - for "

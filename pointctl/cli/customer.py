@@ -24,6 +24,9 @@ from pointctl.cli.render import (
     message,
 )
 
+# top-level commands (`pointctl customer, enroll`): the root finds them here by name
+commands = typer.Typer()
+
 SEEN_FIELDS = [("user", "user"), ("enrolled", "enrolled (UTC)"), ("enrolled_from", "enrolled from"),
                ("first_entry", "first entry (UTC)"),
                ("last_entry", "last entry (UTC)"), ("last_activity", "last activity (UTC)"),
@@ -49,11 +52,7 @@ SECTIONS: list[tuple[str, str | None, Columns]] = [
 ]
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(customer)
-    app.command()(enroll)
-
-
+@commands.command()
 @state.writes
 def enroll(
     user: UserArg,
@@ -76,6 +75,7 @@ def enroll(
                               ("changed", "changed")], note)
 
 
+@commands.command()
 def customer(
     user: UserArg,
     entries: Annotated[int, typer.Option(

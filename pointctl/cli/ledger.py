@@ -22,6 +22,9 @@ from pointctl.cli.options import (
 )
 from pointctl.cli.render import OutputFormat, confirm, emit_record, emit_result, emit_rows
 
+# top-level commands (`pointctl issue, spend, ...`): the root finds them here by name
+commands = typer.Typer()
+
 UserArg = Annotated[str, typer.Argument(metavar="USER", help="The customer's id.")]
 PointsArg = Annotated[int, typer.Argument(metavar="POINTS", parser=whole("POINTS"),
                                           help="Whole points, > 0.")]
@@ -55,18 +58,7 @@ def _flat_fields(result: dict[str, Any]) -> list[tuple[str, str]]:
             if not isinstance(value, list | dict)]
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(issue)
-    app.command()(spend)
-    app.command()(reverse)
-    app.command(context_settings=SIGNED_ARGS)(adjust)
-    app.command()(transfer)
-    app.command()(reactivate)
-    app.command()(balance)
-    app.command()(history)
-    app.command()(activity)
-
-
+@commands.command()
 @state.writes
 def issue(
     user: UserArg,
@@ -104,6 +96,7 @@ def issue(
     emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
 
 
+@commands.command()
 @state.writes
 def spend(
     user: UserArg,
@@ -141,6 +134,7 @@ def _emit_nested(result: dict[str, Any], fmt: OutputFormat, rows_key: str, note:
         emit_rows(rows, fmt, columns)
 
 
+@commands.command()
 @state.writes
 def reverse(
     entry: Annotated[int | None, typer.Option(
@@ -179,6 +173,7 @@ def reverse(
     _emit_nested(result, fmt, "reversals", _replayed(result, note))
 
 
+@commands.command(context_settings=SIGNED_ARGS)
 @state.writes
 def adjust(
     user: UserArg,
@@ -206,6 +201,7 @@ def adjust(
     emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
 
 
+@commands.command()
 @state.writes
 def transfer(
     user: UserArg,
@@ -232,6 +228,7 @@ def transfer(
     emit_result(result, fmt, _flat_fields(result), _replayed(result, note))
 
 
+@commands.command()
 @state.writes
 def reactivate(
     user: UserArg,
@@ -271,6 +268,7 @@ def _with_groups(result: dict[str, Any]) -> list[dict[str, Any]]:
             *({"row": "group", **row} for row in result["groups"])]
 
 
+@commands.command()
 def balance(user: UserArg, fmt: FormatOption = OutputFormat.table) -> None:
     """USER's balance per account (balance, available, pending, debt) and per group label."""
     result = state.call_punctual(_ledger().balance, user=user)
@@ -285,6 +283,7 @@ def balance(user: UserArg, fmt: FormatOption = OutputFormat.table) -> None:
         emit_rows(result["groups"], fmt, GROUP_COLUMNS, title="Per group label")
 
 
+@commands.command()
 def history(
     user: UserArg,
     at: Annotated[str, typer.Option("--at", metavar="TIME", help="The moment (ISO-8601; "
@@ -313,6 +312,7 @@ def history(
                                           ("pending", "pending")], title="Per group label")
 
 
+@commands.command()
 @state.writes
 def activity(
     user: UserArg,

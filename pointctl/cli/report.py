@@ -25,6 +25,9 @@ from pointctl.cli.render import OutputFormat, csv_cell, emit_record, emit_rows, 
 if TYPE_CHECKING:
     from pointctl.core.periods import Period
 
+# top-level commands (`pointctl verify`): the root finds them here by name
+commands = typer.Typer()
+
 app = typer.Typer(help="Reports: the audit log, point liability and the point-source report.",
                   no_args_is_help=True)
 
@@ -62,10 +65,6 @@ EXPORT_TYPES = {".csv": ("text", "csv"), ".json": ("application", "json")}
 class ChartView(str, Enum):
     daily = "daily"
     cumulative = "cumulative"
-
-
-def register(root: typer.Typer) -> None:
-    root.command()(verify)
 
 
 def period(last: str | None, this_month: bool, last_month: bool, start: str | None,
@@ -230,6 +229,7 @@ def _export_bytes(found: dict[str, Any], suffix: str) -> bytes:
     return out.getvalue().encode()
 
 
+@commands.command()
 def verify(fmt: FormatOption = OutputFormat.table) -> None:
     """Check every ledger rule; exit 1 listing each violation."""
     from pointctl.services.verify import verify as run_verify

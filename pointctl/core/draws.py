@@ -9,6 +9,8 @@ lot). A ``debt`` draw has no lot: it is the part of a debit that became debt.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # kind -> (bucket the points leave remaining for, or None), with what it means
 TAKES = {
     "spend": "spent",  # a redemption
@@ -74,3 +76,18 @@ def bucket_sql(bucket: str, *, kind: str = "kind", points: str = "points") -> st
 def taken_sql(*, kind: str = "kind", points: str = "points") -> str:
     """SQL for what a draw takes out of its lot's remaining points (negative: gives back)."""
     return _case(list(TAKES), list(RESTORES), kind, points)
+
+
+def spendable(available: int, total: int, debt: int) -> int:
+    """What a debit may draw from one account: its available (not pending) points, but never
+    the points owed as debt (``total``: all its points, pending included). ``balance`` and
+    ``customer`` show it as "available"."""
+    return max(0, min(available, total - debt))
+
+
+def group_spendable(parts: Iterable[tuple[int, int]]) -> int:
+    """What a group label's accounts offer a spend, from (available points, debt) of each
+    usable account (active, not qualifying; available: not pending): those points less the
+    debt, never below zero, so that one account's debt is not hidden by another's points."""
+    listed = list(parts)
+    return max(0, sum(points for points, _ in listed) - sum(debt for _, debt in listed))

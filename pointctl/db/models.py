@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import ConfigDict
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
@@ -33,7 +34,15 @@ SOURCE_STATUSES = ("active", "paused", "archived")
 ISSUES_ONLY = text("type = 'issue'")
 
 
-class Account(SQLModel, table=True):
+class Table(SQLModel):
+    """What every table shares: pydantic builds a model's validator the first time one is
+    used, not when the class is defined (table models are not validated on construction, and
+    building 14 validators was a tenth of a command's start-up)."""
+
+    model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
+
+
+class Account(Table, table=True):
     __tablename__ = "account"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -57,7 +66,7 @@ class Account(SQLModel, table=True):
     non_qualifying_weight: int | None = Field(default=None, nullable=True)
 
 
-class Enrollment(SQLModel, table=True):
+class Enrollment(Table, table=True):
     """When a member joined the program, recorded once (anniversary expiration counts from
     it; without it, from the member's first ledger entry)."""
 
@@ -69,7 +78,7 @@ class Enrollment(SQLModel, table=True):
     recorded_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
-class Setting(SQLModel, table=True):
+class Setting(Table, table=True):
     """Program settings (``config set KEY VALUE``): ``timezone`` for now."""
 
     __tablename__ = "setting"
@@ -79,7 +88,7 @@ class Setting(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
-class ExpirationPolicy(SQLModel, table=True):
+class ExpirationPolicy(Table, table=True):
     """The one expiration policy of an account: a schedule and a rule.
 
     ``kind`` is rolling, fixed-date or inactivity; the columns of the other kinds are NULL.
@@ -113,7 +122,7 @@ class ExpirationPolicy(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
-class ExpirationRun(SQLModel, table=True):
+class ExpirationRun(Table, table=True):
     """One performed evaluation: (account, evaluation time) is the primary key, so each is
     recorded, and performed, exactly once."""
 
@@ -132,7 +141,7 @@ class ExpirationRun(SQLModel, table=True):
     performed_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
-class Source(SQLModel, table=True):
+class Source(Table, table=True):
     __tablename__ = "source"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -145,7 +154,7 @@ class Source(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
-class Restriction(SQLModel, table=True):
+class Restriction(Table, table=True):
     """A frequency limit on a source: at most ``max_points`` issued in any rolling
     window of ``per``, to each customer (``per_customer``) or to all together."""
 
@@ -162,7 +171,7 @@ class Restriction(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
-class AccountSource(SQLModel, table=True):
+class AccountSource(Table, table=True):
     """Which sources may deposit into which accounts."""
 
     __tablename__ = "account_source"
@@ -175,7 +184,7 @@ class AccountSource(SQLModel, table=True):
     )
 
 
-class Entry(SQLModel, table=True):
+class Entry(Table, table=True):
     """One row of the append-only audit log."""
 
     __tablename__ = "entry"
@@ -219,7 +228,7 @@ class Entry(SQLModel, table=True):
     recorded_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
-class Balance(SQLModel, table=True):
+class Balance(Table, table=True):
     """One user's standing in one account: the row writers lock.
 
     The balance itself is the sum of the lots' remaining points minus ``debt``; it is not
@@ -245,7 +254,7 @@ class Balance(SQLModel, table=True):
     evaluated_through: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
 
 
-class Lot(SQLModel, table=True):
+class Lot(Table, table=True):
     """The points of one credit into one user's account, and what became of them.
 
     original = spent + expired + moved + remaining.
@@ -288,7 +297,7 @@ class Lot(SQLModel, table=True):
     origin_lot_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
-class Draw(SQLModel, table=True):
+class Draw(Table, table=True):
     """Points one entry took from (or gave back to) one lot; ``lot_id`` NULL is debt.
 
     kinds: spend, adjust, repay (debt repaid from a new lot), transfer, reverse (an issue taken
@@ -317,7 +326,7 @@ class Draw(SQLModel, table=True):
     )
 
 
-class Activity(SQLModel, table=True):
+class Activity(Table, table=True):
     """Activity events of users (issue and spend count too; these are the custom ones)."""
 
     __tablename__ = "activity"
@@ -330,7 +339,7 @@ class Activity(SQLModel, table=True):
     occurred_at: datetime = Field(sa_type=UtcTime, nullable=False)
 
 
-class IdempotencyRecord(SQLModel, table=True):
+class IdempotencyRecord(Table, table=True):
     """The first result of a write made with --idempotency-key."""
 
     __tablename__ = "idempotency"

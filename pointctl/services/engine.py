@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from pointctl.core import clock, draws
+from pointctl.core.draws import spendable
 from pointctl.core.durations import parse_duration
 from pointctl.core.errors import (
     InvalidInputError,
@@ -201,21 +202,6 @@ class RolloverRequest:
 
 Request = (IssueRequest | SpendRequest | SubtractRequest | TransferRequest | ReverseRequest
            | ActivityRequest | ReactivateRequest | RolloverRequest)
-
-
-def spendable(available: int, total: int, debt: int) -> int:
-    """What a debit may draw from one account: its available (not pending) points, but never
-    the points owed as debt (``total``: all its points, pending included). ``balance`` and
-    ``customer`` show it as "available"."""
-    return max(0, min(available, total - debt))
-
-
-def group_spendable(parts: Iterable[tuple[int, int]]) -> int:
-    """What a group label's accounts offer a spend, from (available points, debt) of each
-    usable account (active, not qualifying; available: not pending): those points less the
-    debt, never below zero, so that one account's debt is not hidden by another's points."""
-    listed = list(parts)
-    return max(0, sum(points for points, _ in listed) - sum(debt for _, debt in listed))
 
 
 class _CatchUp(Exception):

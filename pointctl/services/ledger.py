@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, select
 from sqlmodel import Session, col
 
 from pointctl.core import clock
+from pointctl.core.draws import group_spendable, spendable
 from pointctl.core.errors import InvalidInputError, NotFoundError
 from pointctl.core.validation import check_points
 from pointctl.db.models import (
@@ -23,13 +24,15 @@ from pointctl.db.models import (
     Balance,
     Lot,
 )
-from pointctl.services import engine
 from pointctl.services.writes import (
     DEFAULT_REFERENCE_TYPES,
     WriteOptions,
     check_reason,
     clean_user,
 )
+
+if TYPE_CHECKING:
+    from pointctl.services.engine import Request
 
 __all__ = ["DEFAULT_REFERENCE_TYPES", "WriteOptions", "clean_user"]  # re-exported
 
@@ -40,6 +43,8 @@ def issue(session: Session, *, user: str, points: int, source: str, account: str
           clamp: bool = False, options: WriteOptions, entry_type: str = "issue",
           reference_type: str | None = None, note: str | None = None) -> dict[str, Any]:
     """Issue points from a source into a user's account (also the add side of ``adjust``)."""
+    from pointctl.services import engine
+
     return engine.apply_one(session, engine.IssueRequest(
         user=user, points=points, source=source, account=account, clamp=clamp, options=options,
         entry_type=entry_type, reference_type=reference_type, note=note))
@@ -49,6 +54,8 @@ def spend(session: Session, *, user: str, points: int, accounts: Sequence[str] =
           options: WriteOptions) -> dict[str, Any]:
     """Spend FIFO across the accounts in play; a shortfall becomes debt on the first account
     that allows a negative balance, or the spend is refused."""
+    from pointctl.services import engine
+
     return engine.apply_one(session, engine.SpendRequest(
         user=user, points=points, accounts=tuple(accounts), options=options))
 
@@ -57,15 +64,19 @@ def reverse(session: Session, *, entry_id: int | None = None, reference_id: str 
             reference_type: str | None = None, points: int | None = None,
             options: WriteOptions) -> dict[str, Any]:
     """Undo issues or spends, whole or in part (the latest target first)."""
+    from pointctl.services import engine
+
     return engine.apply_one(session, engine.ReverseRequest(
         entry_id=entry_id, reference_id=reference_id, reference_type=reference_type,
         points=points, options=options))
 
 
 def adjust_request(*, user: str, points: int, account: str, reason: str, source: str | None,
-                   options: WriteOptions) -> engine.Request:
+                   options: WriteOptions) -> Request:
     """adjust +N is an issue from a source (an "adjustment" entry, not limited by
     restrictions); adjust -N draws FIFO from the account, pending points included."""
+    from pointctl.services import engine
+
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         raise InvalidInputError("points must be a non-zero whole number (+N adds, -N removes)")
     check_points(abs(points), what="points")
@@ -85,6 +96,8 @@ def adjust(session: Session, *, user: str, points: int, account: str, reason: st
            source: str | None = None, options: WriteOptions) -> dict[str, Any]:
     """A manual correction: +N from a source (like an issue), or -N drawn FIFO from the
     account (pending points included; debt where negative balances are allowed)."""
+    from pointctl.services import engine
+
     return engine.apply_one(session, adjust_request(
         user=user, points=points, account=account, reason=reason, source=source,
         options=options))
@@ -94,6 +107,8 @@ def transfer(session: Session, *, user: str, points: int, from_account: str, to_
              to_user: str | None = None, options: WriteOptions) -> dict[str, Any]:
     """Move available points FIFO to another account of the user or to another user; the new
     lots keep their sources; never creates debt; the receiving max balance holds."""
+    from pointctl.services import engine
+
     return engine.apply_one(session, engine.TransferRequest(
         user=user, points=points, from_account=from_account, to_account=to_account,
         to_user=to_user, options=options))
@@ -101,6 +116,8 @@ def transfer(session: Session, *, user: str, points: int, from_account: str, to_
 
 def record_activity(session: Session, *, user: str, event: str, options: WriteOptions
                     ) -> dict[str, Any]:
+    from pointctl.services import engine
+
     return engine.apply_one(session, engine.ActivityRequest(user=user, event=event,
                                                             options=options))
 
@@ -142,7 +159,7 @@ def _balance(session: Session, user: str, moment: datetime) -> dict[str, Any]:
         can_spend = account.status == "active" and not account.qualifying
         row = {"account": account.name, "group": account.group_label, "status": account.status,
                "qualifying": account.qualifying, "balance": total - debt,
-               "available": engine.spendable(available, total, debt) if can_spend else 0,
+               "available": spendable(available, total, debt) if can_spend else 0,
                "pending": total - available, "debt": debt}
         accounts.append(row)
         if account.group_label:
@@ -155,6 +172,6 @@ def _balance(session: Session, user: str, moment: datetime) -> dict[str, Any]:
             if can_spend:
                 parts.append((available, debt))
     for label, group in groups.items():
-        group["available"] = engine.group_spendable(usable[label])
+        group["available"] = group_spendable(usable[label])
     return {"user": user, "at": clock.format_time(moment), "accounts": accounts,
             "groups": list(groups.values())}
