@@ -9,7 +9,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 mkdir -p "$dir" && cd "$dir" && rm -f pointctl.db pointctl.db-wal pointctl.db-shm
 # the program and three weeks of its activity (make_koalla_activity.py writes the latter)
 cp "$here/koalla.toml" "$here/koalla_activity.jsonl" .
-set -x
+# each command is shown as typed ("$ pointctl ..."), then what it prints
+trap 'printf "\n$ %s\n" "$BASH_COMMAND"' DEBUG
 # --- walkthrough (the README shows these lines; a test keeps both the same) ---
 # a simulated clock: the program opens on 1 September 2026, 09:00 in New York
 export POINTCTL_NOW=2026-09-01T09:00:00-04:00
@@ -28,6 +29,8 @@ pointctl spend cust-1042 300 --reference-id checkout-9 --idempotency-key checkou
 pointctl spend cust-1042 300 --reference-id checkout-9 --idempotency-key checkout-9
 pointctl reverse --reference-id checkout-9 --points 50
 pointctl issue cust-1042 100 --source "Ride Share Partner" --reference-id ride-99
+# a bonus campaign meets the partner's daily budget: --clamp issues what is left of it
+pointctl issue cust-2001 50000 --source "Ride Share Partner" --clamp --reference-id bonus-1
 pointctl expire status
 pointctl expire preview --within 31d --user cust-1042
 # a month on: the 30-day return window has passed for every September purchase

@@ -72,6 +72,14 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
         if op["op"] == "issue":
             issued[op["source"]] = issued.get(op["source"], 0) + op["points"]
     issued["Ride Share Partner"] += 100  # ride-99, issued by hand
+    # the bonus campaign is clamped to what is left of the partner's 50,000-point daily budget
+    clamped = re.search(r"Issued (\d+) points from 'Ride Share Partner' to cust-2001 .*; "
+                        r"clamped from 50000 \(restriction #1 .* has (\d+) used", result.stderr)
+    assert clamped and int(clamped[1]) + int(clamped[2]) == 50000 and int(clamped[1]) < 50000
+    issued["Ride Share Partner"] += int(clamped[1])
+    # each command is shown as typed before its output, without shell tracing
+    assert '\n$ pointctl restrictions list "Ride Share Partner"\n' in result.stdout
+    assert "+ pointctl" not in result.stderr
     assert "Replayed (idempotency key seen before): Spent 300 points" in result.stderr
     assert "Reversed 50 points" in result.stderr
     assert "roll over into Spendable - Core" in result.stdout  # expire status
