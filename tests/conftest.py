@@ -3,19 +3,28 @@
 PostgreSQL is found through POINTCTL_TEST_POSTGRES_URL; each test gets its own schema (put on
 the connection's search_path through the URL) that is dropped afterwards. Without the variable
 the PostgreSQL variants are skipped with a visible reason.
+
+A database "at head" is not migrated per test: SQLite copies a file migrated once per session,
+PostgreSQL replays into the new schema the statements one real migration ran (recorded once
+per session; test_schema checks that the result is the migrated schema). Tests of the
+migrations themselves start from ``empty_db_url``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from pointctl.db.migrate import upgrade
@@ -56,6 +65,41 @@ def fresh_pg_schema(base: str) -> Iterator[str]:
         admin.dispose()
 
 
+@functools.cache
+def pg_upgrade_statements(base: str) -> tuple[tuple[str, Any], ...]:
+    """What ``upgrade`` sends to an empty PostgreSQL schema (its reads left out), recorded once
+    in a schema of its own. The statements name no schema: replayed over a connection whose
+    search_path is another schema, they build the same schema there."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, parameters: Any,
+               _context: Any, _executemany: bool) -> None:
+        sent.append((statement, parameters))
+
+    with contextmanager(fresh_pg_schema)(base) as url:
+        event.listen(Engine, "before_cursor_execute", record)
+        try:
+            upgrade(url)
+        finally:
+            event.remove(Engine, "before_cursor_execute", record)
+    return tuple((statement, parameters) for statement, parameters in sent
+                 if not statement.lstrip().upper().startswith("SELECT"))
+
+
+def pg_schema_at_head(base: str) -> Iterator[str]:
+    """A new schema (as ``fresh_pg_schema``) holding the schema at head, in one transaction."""
+    statements = pg_upgrade_statements(base)
+    for url in fresh_pg_schema(base):
+        engine = create_engine(parse_url(url), poolclass=NullPool)
+        try:
+            with engine.begin() as connection:
+                for statement, parameters in statements:
+                    connection.exec_driver_sql(statement, parameters or None)
+        finally:
+            engine.dispose()
+        yield url
+
+
 @pytest.fixture(params=BACKENDS)
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with no schema yet."""
@@ -80,9 +124,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
     base = pg_base_url()
     if base is None:
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
-    for url in fresh_pg_schema(base):
-        upgrade(url)
-        yield url
+    yield from pg_schema_at_head(base)
 
 
 @pytest.fixture
@@ -114,6 +156,4 @@ def twin_url(db_url: str, tmp_path: Path, sqlite_template: Path) -> Iterator[str
         return
     base = pg_base_url()
     assert base is not None
-    for url in fresh_pg_schema(base):
-        upgrade(url)
-        yield url
+    yield from pg_schema_at_head(base)

@@ -32,10 +32,9 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from pointctl.db.migrate import upgrade
 from pointctl.db.models import SQLModel
 from pointctl.db.session import parse_url
-from tests.conftest import PINNED_NOW, fresh_pg_schema, pg_base_url
+from tests.conftest import PINNED_NOW, pg_base_url, pg_schema_at_head
 from tests.helpers import Cli
 from tests.test_batch import as_command
 
@@ -355,10 +354,8 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: P
         pytest.skip("PostgreSQL tests need POINTCTL_TEST_POSTGRES_URL "
                     "(e.g. postgresql://postgres@127.0.0.1/test)")
     with ExitStack() as stack:  # the template and one per run of an example; dropped after
-        urls = [stack.enter_context(contextmanager(fresh_pg_schema)(base))
+        urls = [stack.enter_context(contextmanager(pg_schema_at_head)(base))
                 for _ in range(2 + len(CHUNK_SIZES))]
-        for url in urls:
-            upgrade(url)
         _set_up(urls[0])
         yield Databases(urls[0], urls[1:], tmp_path)
 
