@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import Cli
+from tests.helpers import Cli, start_together
 
 WORKERS = 6
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,32 +44,15 @@ def run_workers(url: str, commands: list[list[str]]) -> list[subprocess.Complete
     shares = [commands[worker::WORKERS] for worker in range(min(WORKERS, len(commands)))]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    processes = [subprocess.Popen([sys.executable, "-c", WORKER, url, json.dumps(share)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env)
-                 for share in shares]
-    try:
-        for process in processes:
-            assert process.stderr is not None
-            ready = process.stderr.readline()
-            assert ready == "ready\n", ready + process.stderr.read()
-        for process in processes:
-            assert process.stdin is not None
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        outputs = [process.communicate(timeout=300) for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    results: list[subprocess.CompletedProcess[str]] = [None] * len(commands)  # type: ignore[list-item]
-    for worker, (process, (stdout, stderr)) in enumerate(zip(processes, outputs, strict=True)):
-        assert process.returncode == 0, stderr  # a worker never fails; its commands may
-        for index, (code, out, err) in enumerate(json.loads(stdout)):
+    done = start_together([[sys.executable, "-c", WORKER, url, json.dumps(share)]
+                           for share in shares], env)
+    results: dict[int, subprocess.CompletedProcess[str]] = {}
+    for worker, process in enumerate(done):
+        assert process.returncode == 0, process.stderr  # a worker never fails; its commands may
+        for index, (code, out, err) in enumerate(json.loads(process.stdout)):
             results[worker + index * WORKERS] = subprocess.CompletedProcess(
                 commands[worker + index * WORKERS], code, out, err)
-    return results
+    return [results[index] for index in range(len(commands))]
 
 
 def test_parallel_inventory_takes_never_overdraw(cli: Cli) -> None:
