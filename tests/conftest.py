@@ -46,15 +46,21 @@ def pg_base_url() -> str | None:
     return os.environ.get(PG_ENV) or None
 
 
+@functools.cache
+def _admin_engine(base: str) -> Engine:
+    """The connection that creates and drops the tests' schemas, kept for the session."""
+    return create_engine(parse_url(base), pool_size=1, max_overflow=2,
+                         isolation_level="AUTOCOMMIT")
+
+
 def fresh_pg_schema(base: str) -> Iterator[str]:
     """A new schema on the test server; yields a URL whose connections use only that schema."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(parse_url(base), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    admin = _admin_engine(base)
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as error:  # noqa: BLE001 - report any connection failure as the reason
-        admin.dispose()
         pytest.fail(f"{PG_ENV} is set but PostgreSQL is unreachable: {error}")
     separator = "&" if "?" in base else "?"
     try:
@@ -62,7 +68,6 @@ def fresh_pg_schema(base: str) -> Iterator[str]:
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @functools.cache
