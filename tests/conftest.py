@@ -144,8 +144,10 @@ PINNED_NOW = "2026-06-15T12:00:00Z"
 
 @pytest.fixture(autouse=True)
 def _fixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never inherit a developer's pointctl settings, and never read the wall clock."""
-    for name in ("POINTCTL_DATABASE_URL", "POINTCTL_FORMAT", "POINTCTL_ACTOR"):
+    """Tests never inherit a developer's pointctl settings or terminal size (pytest-xdist's
+    workers are given COLUMNS=80), and never read the wall clock."""
+    for name in ("POINTCTL_DATABASE_URL", "POINTCTL_FORMAT", "POINTCTL_ACTOR", "COLUMNS",
+                 "LINES"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POINTCTL_ACTOR", "tester")
     monkeypatch.setenv("POINTCTL_NOW", PINNED_NOW)
