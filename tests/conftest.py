@@ -3,19 +3,28 @@
 PostgreSQL is found through POINTCTL_TEST_POSTGRES_URL; each test gets its own schema (put on
 the connection's search_path through the URL) that is dropped afterwards. Without the variable
 the PostgreSQL variants are skipped with a visible reason.
+
+A database "at head" is not migrated per test: SQLite copies a file migrated once per session,
+PostgreSQL replays into the new schema the statements one real migration ran (recorded once
+per session; test_schema checks that the result is the migrated schema). Tests of the
+migrations themselves start from ``empty_db_url``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from pointctl.db.migrate import upgrade
@@ -37,15 +46,21 @@ def pg_base_url() -> str | None:
     return os.environ.get(PG_ENV) or None
 
 
+@functools.cache
+def _admin_engine(base: str) -> Engine:
+    """The connection that creates and drops the tests' schemas, kept for the session."""
+    return create_engine(parse_url(base), pool_size=1, max_overflow=2,
+                         isolation_level="AUTOCOMMIT")
+
+
 def fresh_pg_schema(base: str) -> Iterator[str]:
     """A new schema on the test server; yields a URL whose connections use only that schema."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(parse_url(base), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    admin = _admin_engine(base)
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as error:  # noqa: BLE001 - report any connection failure as the reason
-        admin.dispose()
         pytest.fail(f"{PG_ENV} is set but PostgreSQL is unreachable: {error}")
     separator = "&" if "?" in base else "?"
     try:
@@ -53,7 +68,41 @@ def fresh_pg_schema(base: str) -> Iterator[str]:
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+
+
+@functools.cache
+def pg_upgrade_statements(base: str) -> tuple[tuple[str, Any], ...]:
+    """What ``upgrade`` sends to an empty PostgreSQL schema (its reads left out), recorded once
+    in a schema of its own. The statements name no schema: replayed over a connection whose
+    search_path is another schema, they build the same schema there."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, parameters: Any,
+               _context: Any, _executemany: bool) -> None:
+        sent.append((statement, parameters))
+
+    with contextmanager(fresh_pg_schema)(base) as url:
+        event.listen(Engine, "before_cursor_execute", record)
+        try:
+            upgrade(url)
+        finally:
+            event.remove(Engine, "before_cursor_execute", record)
+    return tuple((statement, parameters) for statement, parameters in sent
+                 if not statement.lstrip().upper().startswith("SELECT"))
+
+
+def pg_schema_at_head(base: str) -> Iterator[str]:
+    """A new schema (as ``fresh_pg_schema``) holding the schema at head, in one transaction."""
+    statements = pg_upgrade_statements(base)
+    for url in fresh_pg_schema(base):
+        engine = create_engine(parse_url(url), poolclass=NullPool)
+        try:
+            with engine.begin() as connection:
+                for statement, parameters in statements:
+                    connection.exec_driver_sql(statement, parameters or None)
+        finally:
+            engine.dispose()
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -80,9 +129,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
     base = pg_base_url()
     if base is None:
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
-    for url in fresh_pg_schema(base):
-        upgrade(url)
-        yield url
+    yield from pg_schema_at_head(base)
 
 
 @pytest.fixture
@@ -97,8 +144,10 @@ PINNED_NOW = "2026-06-15T12:00:00Z"
 
 @pytest.fixture(autouse=True)
 def _fixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never inherit a developer's pointctl settings, and never read the wall clock."""
-    for name in ("POINTCTL_DATABASE_URL", "POINTCTL_FORMAT", "POINTCTL_ACTOR"):
+    """Tests never inherit a developer's pointctl settings or terminal size (pytest-xdist's
+    workers are given COLUMNS=80), and never read the wall clock."""
+    for name in ("POINTCTL_DATABASE_URL", "POINTCTL_FORMAT", "POINTCTL_ACTOR", "COLUMNS",
+                 "LINES"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POINTCTL_ACTOR", "tester")
     monkeypatch.setenv("POINTCTL_NOW", PINNED_NOW)
@@ -114,6 +163,4 @@ def twin_url(db_url: str, tmp_path: Path, sqlite_template: Path) -> Iterator[str
         return
     base = pg_base_url()
     assert base is not None
-    for url in fresh_pg_schema(base):
-        upgrade(url)
-        yield url
+    yield from pg_schema_at_head(base)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,3 +87,29 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
         engine.dispose()
 
 
+
+
+def start_together(argvs: list[list[str]], env: dict[str, str], timeout: float = 300
+                   ) -> list[subprocess.CompletedProcess[str]]:
+    """Runs processes that each write "ready" on stderr once started and then wait for a line
+    on stdin: all are told to go at once, so that they overlap instead of following one
+    another by their start-up times. Their outcomes, in order (stderr after "ready")."""
+    processes = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env) for argv in argvs]
+    try:
+        for process in processes:
+            assert process.stderr is not None
+            ready = process.stderr.readline()
+            assert ready == "ready\n", ready + process.stderr.read()
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        outputs = [process.communicate(timeout=timeout) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return [subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+            for process, (stdout, stderr) in zip(processes, outputs, strict=True)]

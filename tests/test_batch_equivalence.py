@@ -32,11 +32,10 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from pointctl.db.migrate import upgrade
 from pointctl.db.models import SQLModel
 from pointctl.db.session import parse_url
-from tests.conftest import PINNED_NOW, fresh_pg_schema, pg_base_url
-from tests.helpers import Cli
+from tests.conftest import PINNED_NOW, pg_base_url, pg_schema_at_head
+from tests.helpers import Cli, start_together
 from tests.test_batch import as_command
 
 Op = dict[str, Any]
@@ -355,10 +354,8 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: P
         pytest.skip("PostgreSQL tests need POINTCTL_TEST_POSTGRES_URL "
                     "(e.g. postgresql://postgres@127.0.0.1/test)")
     with ExitStack() as stack:  # the template and one per run of an example; dropped after
-        urls = [stack.enter_context(contextmanager(fresh_pg_schema)(base))
+        urls = [stack.enter_context(contextmanager(pg_schema_at_head)(base))
                 for _ in range(2 + len(CHUNK_SIZES))]
-        for url in urls:
-            upgrade(url)
         _set_up(urls[0])
         yield Databases(urls[0], urls[1:], tmp_path)
 
@@ -481,26 +478,9 @@ runpy.run_module("pointctl", run_name="__main__", alter_sys=True)
 
 def _run_batch_processes(url: str, paths: list[Path]) -> list[subprocess.CompletedProcess[str]]:
     env = {**os.environ, "POINTCTL_NOW": PINNED_NOW, "POINTCTL_ACTOR": "tester"}
-    processes = [subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, "--db", url, "batch", str(path), "--chunk-size", "10",
-         "--format", "json"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=env) for path in paths]
-    try:
-        for process in processes:
-            assert process.stderr is not None
-            assert process.stderr.readline() == "ready\n"
-        for process in processes:
-            assert process.stdin is not None
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        outputs = [process.communicate(timeout=120) for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return [subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-            for process, (stdout, stderr) in zip(processes, outputs, strict=True)]
+    return start_together([[sys.executable, "-c", LAUNCHER, "--db", url, "batch", str(path),
+                            "--chunk-size", "10", "--format", "json"] for path in paths], env,
+                          timeout=120)
 
 
 def _interleavings(url: str) -> int:

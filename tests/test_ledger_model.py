@@ -18,11 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pointctl.core.errors import RefusedError
-from pointctl.db.migrate import upgrade
 from pointctl.db.session import transaction
 from pointctl.services import accounts, ledger, sources
 from pointctl.services.verify import verify
-from tests.conftest import fresh_pg_schema, pg_base_url
+from tests.conftest import pg_base_url, pg_schema_at_head
 
 USERS = ("u1", "u2")
 # A: default, negative allowed. B: no negative balance, not default.
@@ -42,17 +41,19 @@ operations = st.one_of(
 
 
 @contextmanager
-def fresh_database(backend: str) -> Iterator[str]:
+def fresh_database(backend: str, sqlite_template: Path) -> Iterator[str]:
+    """A new database at the schema head (as the ``db_url`` fixture makes them)."""
     if backend == "sqlite":
         folder = Path(tempfile.mkdtemp())
         try:
+            shutil.copyfile(sqlite_template, folder / "model.db")
             yield f"sqlite:///{folder / 'model.db'}"
         finally:
             shutil.rmtree(folder)
         return
     base = pg_base_url()
     assert base is not None
-    yield from fresh_pg_schema(base)
+    yield from pg_schema_at_head(base)
 
 
 class Model:
@@ -150,11 +151,11 @@ def check(url: str, model: Model) -> None:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(operations, min_size=1, max_size=14))
-def test_ledger_matches_the_model(backend: str, steps: list[tuple]) -> None:
+def test_ledger_matches_the_model(backend: str, sqlite_template: Path,
+                                  steps: list[tuple]) -> None:
     if backend == "postgresql" and pg_base_url() is None:
         pytest.skip("PostgreSQL tests need POINTCTL_TEST_POSTGRES_URL")
-    with fresh_database(backend) as url:
-        upgrade(url)
+    with fresh_database(backend, sqlite_template) as url:
         with transaction(url, write=True) as session:
             accounts.create_account(session, name="A", is_default=True)
             accounts.create_account(session, name="B", allow_negative=False)

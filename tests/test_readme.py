@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from tests.helpers import Cli
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 SCRIPT = ROOT / "sample_configs" / "koalla_walkthrough.sh"
@@ -119,9 +121,7 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
     program = tomllib.loads((ROOT / "sample_configs" / "koalla.toml").read_text())
 
     def pointctl_json(*args: str) -> list[dict]:
-        out = subprocess.run([sys.executable, "-m", "pointctl", "--db", url, *args,
-                              "--format", "json"], capture_output=True, text=True, check=True)
-        return json.loads(out.stdout)
+        return Cli(url).json(*args)  # type: ignore[return-value]
 
     accounts = {a["name"]: a for a in pointctl_json("accounts", "list")}
     assert set(accounts) == {a["name"] for a in program["accounts"]}
@@ -167,8 +167,6 @@ def test_python_api_example(tmp_path: Path, monkeypatch) -> None:  # type: ignor
     monkeypatch.chdir(tmp_path)
     upgrade("sqlite:///pointctl.db")
     exec(section_block("Python API", "python"), {})
-    from tests.helpers import Cli
-
     assert Cli("sqlite:///pointctl.db").json("accounts", "show", "Spendable - Core")["default"]
 
 
