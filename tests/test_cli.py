@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ except SystemExit as exit:
     print('HEAVY=' + ','.join(heavy), file=sys.stderr)
     cli = sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('pointctl.cli.'))
     print('CLI=' + ','.join(cli), file=sys.stderr)
+    print('MODULES=' + ','.join(sorted(sys.modules)), file=sys.stderr)
     raise
 """
 
@@ -98,6 +100,24 @@ def test_only_the_command_that_runs_is_built(tmp_path: Path) -> None:
 
     check(typer.main.get_command(app))
     assert len(checked) > 40
+
+
+def test_balance_on_sqlite_builds_no_table_model(sqlite_template: Path, tmp_path: Path
+                                                 ) -> None:
+    """The command run most reads with SQL text: it defines no table model, loads no
+    PostgreSQL dialect and no ledger engine (start-up: README, Performance)."""
+    shutil.copyfile(sqlite_template, tmp_path / "pointctl.db")
+    cli = Cli(f"sqlite:///{tmp_path / 'pointctl.db'}")
+    cli.ok("accounts", "create", "Main", "--default")
+    cli.ok("sources", "create", "Shop")
+    cli.ok("issue", "u1", "10", "--source", "Shop")
+    done = run_process("--db", cli.url, "balance", "u1", cwd=tmp_path)
+    assert done.returncode == 0 and "Balances of u1" in done.stdout, done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("MODULES="))
+    loaded = set(line[8:].split(","))
+    assert "sqlalchemy.dialects.sqlite" in loaded  # the probe sees what the command loads
+    assert not loaded & {"pointctl.db.models", "sqlalchemy.dialects.postgresql",
+                         "pointctl.services.engine", "pointctl.services.expiry"}
 
 
 def test_no_arguments_shows_help(tmp_path: Path) -> None:
