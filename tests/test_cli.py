@@ -120,6 +120,19 @@ def test_balance_on_sqlite_builds_no_table_model(sqlite_template: Path, tmp_path
                          "pointctl.services.engine", "pointctl.services.expiry"}
 
 
+def test_quiet_drops_the_confirmation_line_only(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Main", "--default")
+    cli.ok("sources", "create", "Shop")
+    loud = cli.ok("issue", "u1", "10", "--source", "Shop")
+    assert loud.error.startswith("Issued 10 points")
+    quiet = cli.ok("issue", "u1", "5", "--source", "Shop", "-q")
+    assert quiet.error == "" and quiet.stdout == ""
+    as_json = cli.ok("issue", "u1", "1", "--source", "Shop", "--quiet", "--format", "json")
+    assert as_json.error == "" and '"balance": 16' in as_json.stdout
+    refused = cli("--read-only", "issue", "u1", "1", "--source", "Shop", "-q")
+    assert refused.exit_code == 1 and "read-only mode is on" in refused.error
+
+
 def test_no_arguments_shows_help(tmp_path: Path) -> None:
     result = run_process(cwd=tmp_path)
     assert result.returncode == 0 and "accounts" in result.stdout
@@ -225,8 +238,8 @@ def test_debug_shows_the_traceback(cli: Cli, tmp_path: Path) -> None:
     debug = run_process("--db", cli.url, "--debug", "accounts", "show", "Nope", cwd=tmp_path)
     assert debug.returncode == 3 and "Traceback" in debug.stderr  # the same exit code
     assert "NotFoundError" in debug.stderr
-    # the last line of pointctl itself (the probe adds two)
-    assert debug.stderr.rstrip().splitlines()[-3].startswith("Error: no account named 'Nope'")
+    # the last line of pointctl itself (the probe adds three)
+    assert debug.stderr.rstrip().splitlines()[-4].startswith("Error: no account named 'Nope'")
 
 
 def test_fixed_clock_and_bad_clock(cli: Cli) -> None:
