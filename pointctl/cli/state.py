@@ -11,7 +11,6 @@ like ``sources inventory --adjust``); and the connection itself is opened read-o
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ ROLLED_BACK = ("works out its answer by doing the work in a transaction it rolls
 
 
 def default_actor() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no user name in containers without a passwd entry
