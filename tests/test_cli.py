@@ -344,6 +344,24 @@ def test_tables_never_split_a_number_at_80_or_120_columns(cli: Cli) -> None:
     assert blocks >= 1  # the audit log does not fit in 80 columns as a table
 
 
+def test_tables_show_names_as_they_are(cli: Cli) -> None:
+    """Brackets and colons in names are text, not Rich markup or emoji codes: '[/x]' once
+    ended every table that showed it with an error, '[b]' vanished and ':smile:' became 😄."""
+    names = ["[/red] odd", "Smile :smile: [bold]x[/bold]"]
+    for name in names:
+        cli.ok("accounts", "create", name, "--default")
+    cli.ok("sources", "create", "Shop [v2]")
+    cli.ok("issue", "u:thumbs_up:", "10", "--source", "Shop [v2]", "--account", names[0])
+    for args in (["accounts", "list"], ["balance", "u:thumbs_up:"], ["accounts", "show", names[1]],
+                 ["sources", "list"]):
+        table = cli.ok(*args, env={"COLUMNS": "200"}).stdout
+        assert "😄" not in table and "👍" not in table, args
+        shown = [text for text in [*names, "Shop [v2]", "u:thumbs_up:"] if text in table]
+        assert shown, (args, table)
+    assert all(name in cli.ok("accounts", "list").stdout for name in names)
+    assert "Balances of u:thumbs_up:" in cli.ok("balance", "u:thumbs_up:").stdout
+
+
 def test_every_help_page_names_things_one_way(cli: Cli) -> None:
     """Every command's --help: no type placeholder on a flag, arguments as upper-case names
     (plain when required, in brackets when optional, never in braces), and no reference to

@@ -57,11 +57,14 @@ def stdout_console() -> Any:
 
     from rich.console import Console
 
-    console = Console(file=sys.stdout, soft_wrap=False)
+    # names, ids and notes are shown as they are: no Rich markup ("[b]", "[/x]") or emoji
+    # codes (":smile:") read in them
+    console = Console(file=sys.stdout, soft_wrap=False, markup=False, emoji=False)
     if not console.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         # piped or captured: print tables at their natural width instead of folding at 80
         # (COLUMNS, when set, is the width to fit)
-        console = Console(file=sys.stdout, soft_wrap=False, width=500)
+        console = Console(file=sys.stdout, soft_wrap=False, markup=False, emoji=False,
+                          width=500)
     return console
 
 
