@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ except SystemExit as exit:
     print('HEAVY=' + ','.join(heavy), file=sys.stderr)
     cli = sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('pointctl.cli.'))
     print('CLI=' + ','.join(cli), file=sys.stderr)
+    print('MODULES=' + ','.join(sorted(sys.modules)), file=sys.stderr)
     raise
 """
 
@@ -98,6 +100,37 @@ def test_only_the_command_that_runs_is_built(tmp_path: Path) -> None:
 
     check(typer.main.get_command(app))
     assert len(checked) > 40
+
+
+def test_balance_on_sqlite_builds_no_table_model(sqlite_template: Path, tmp_path: Path
+                                                 ) -> None:
+    """The command run most reads with SQL text: it defines no table model, loads no
+    PostgreSQL dialect and no ledger engine (start-up: README, Performance)."""
+    shutil.copyfile(sqlite_template, tmp_path / "pointctl.db")
+    cli = Cli(f"sqlite:///{tmp_path / 'pointctl.db'}")
+    cli.ok("accounts", "create", "Main", "--default")
+    cli.ok("sources", "create", "Shop")
+    cli.ok("issue", "u1", "10", "--source", "Shop")
+    done = run_process("--db", cli.url, "balance", "u1", cwd=tmp_path)
+    assert done.returncode == 0 and "Balances of u1" in done.stdout, done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("MODULES="))
+    loaded = set(line[8:].split(","))
+    assert "sqlalchemy.dialects.sqlite" in loaded  # the probe sees what the command loads
+    assert not loaded & {"pointctl.db.models", "sqlalchemy.dialects.postgresql",
+                         "pointctl.services.engine", "pointctl.services.expiry"}
+
+
+def test_quiet_drops_the_confirmation_line_only(cli: Cli) -> None:
+    cli.ok("accounts", "create", "Main", "--default")
+    cli.ok("sources", "create", "Shop")
+    loud = cli.ok("issue", "u1", "10", "--source", "Shop")
+    assert loud.error.startswith("Issued 10 points")
+    quiet = cli.ok("issue", "u1", "5", "--source", "Shop", "-q")
+    assert quiet.error == "" and quiet.stdout == ""
+    as_json = cli.ok("issue", "u1", "1", "--source", "Shop", "--quiet", "--format", "json")
+    assert as_json.error == "" and '"balance": 16' in as_json.stdout
+    refused = cli("--read-only", "issue", "u1", "1", "--source", "Shop", "-q")
+    assert refused.exit_code == 1 and "read-only mode is on" in refused.error
 
 
 def test_no_arguments_shows_help(tmp_path: Path) -> None:
@@ -205,8 +238,8 @@ def test_debug_shows_the_traceback(cli: Cli, tmp_path: Path) -> None:
     debug = run_process("--db", cli.url, "--debug", "accounts", "show", "Nope", cwd=tmp_path)
     assert debug.returncode == 3 and "Traceback" in debug.stderr  # the same exit code
     assert "NotFoundError" in debug.stderr
-    # the last line of pointctl itself (the probe adds two)
-    assert debug.stderr.rstrip().splitlines()[-3].startswith("Error: no account named 'Nope'")
+    # the last line of pointctl itself (the probe adds three)
+    assert debug.stderr.rstrip().splitlines()[-4].startswith("Error: no account named 'Nope'")
 
 
 def test_fixed_clock_and_bad_clock(cli: Cli) -> None:
@@ -316,6 +349,24 @@ def test_tables_never_split_a_number_at_80_or_120_columns(cli: Cli) -> None:
                 blocks += 1
                 assert "--format csv or json gives the table" in shown.stderr
     assert blocks >= 1  # the audit log does not fit in 80 columns as a table
+
+
+def test_tables_show_names_as_they_are(cli: Cli) -> None:
+    """Brackets and colons in names are text, not Rich markup or emoji codes: '[/x]' once
+    ended every table that showed it with an error, '[b]' vanished and ':smile:' became 😄."""
+    names = ["[/red] odd", "Smile :smile: [bold]x[/bold]"]
+    for name in names:
+        cli.ok("accounts", "create", name, "--default")
+    cli.ok("sources", "create", "Shop [v2]")
+    cli.ok("issue", "u:thumbs_up:", "10", "--source", "Shop [v2]", "--account", names[0])
+    for args in (["accounts", "list"], ["balance", "u:thumbs_up:"], ["accounts", "show", names[1]],
+                 ["sources", "list"]):
+        table = cli.ok(*args, env={"COLUMNS": "200"}).stdout
+        assert "😄" not in table and "👍" not in table, args
+        shown = [text for text in [*names, "Shop [v2]", "u:thumbs_up:"] if text in table]
+        assert shown, (args, table)
+    assert all(name in cli.ok("accounts", "list").stdout for name in names)
+    assert "Balances of u:thumbs_up:" in cli.ok("balance", "u:thumbs_up:").stdout
 
 
 def test_every_help_page_names_things_one_way(cli: Cli) -> None:

@@ -117,6 +117,9 @@ def test_every_command_is_known_to_write_or_only_read() -> None:
             command = command.commands[name]  # type: ignore[attr-defined]
         if getattr(command.callback, "pointctl_writes", False):
             marked.add(path)
+            # and take --quiet (-q), added to the command's own parameters
+            assert [sorted(p.opts) for p in command.params if p.name == "quiet"] == \
+                [["--quiet", "-q"]], path
     assert marked == writes - {("expire", "preview")}
 
 

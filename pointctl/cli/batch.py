@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -105,6 +104,8 @@ def _seekable(file: str) -> Iterator[str]:
     if file != "-":
         yield file
         return
+    import tempfile  # only for a batch read from stdin
+
     with tempfile.TemporaryDirectory(prefix="pointctl-batch-") as folder:
         spool = os.path.join(folder, "stdin")
         with open(spool, "w", encoding="utf-8", newline="") as out:

@@ -1,12 +1,11 @@
 """Rows and records -> a Rich table, one JSON document, or CSV on stdout; messages on stderr.
 
-Defined once and shared by every data command.
+Defined once and shared by every data command. Each output imports what it needs when it is
+asked for (Rich, json, csv): every command's help and start-up import this module.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -58,11 +57,14 @@ def stdout_console() -> Any:
 
     from rich.console import Console
 
-    console = Console(file=sys.stdout, soft_wrap=False)
+    # names, ids and notes are shown as they are: no Rich markup ("[b]", "[/x]") or emoji
+    # codes (":smile:") read in them
+    console = Console(file=sys.stdout, soft_wrap=False, markup=False, emoji=False)
     if not console.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         # piped or captured: print tables at their natural width instead of folding at 80
         # (COLUMNS, when set, is the width to fit)
-        console = Console(file=sys.stdout, soft_wrap=False, width=500)
+        console = Console(file=sys.stdout, soft_wrap=False, markup=False, emoji=False,
+                          width=500)
     return console
 
 
@@ -74,9 +76,13 @@ def message(text: str) -> None:
 def emit_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, columns: Columns,
               *, title: str | None = None, empty: str = "nothing to show") -> None:
     if fmt is OutputFormat.json:
+        import json
+
         json.dump(list(rows), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     elif fmt is OutputFormat.csv:
+        import csv
+
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow([key for key, _ in columns])
         for row in rows:
@@ -139,6 +145,8 @@ def emit_record(record: dict[str, Any], fmt: OutputFormat, fields: Columns,
                 *, title: str | None = None) -> None:
     """One object: a two-column table, a JSON object (every key), or a one-row CSV."""
     if fmt is OutputFormat.json:
+        import json
+
         json.dump(record, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     elif fmt is OutputFormat.csv:

@@ -11,7 +11,6 @@ like ``sources inventory --adjust``); and the connection itself is opened read-o
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ ROLLED_BACK = ("works out its answer by doing the work in a transaction it rolls
 
 
 def default_actor() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no user name in containers without a passwd entry
@@ -62,24 +63,37 @@ def refuse_writes(why: str = "changes the database") -> None:
 def writes(command: F) -> F:
     """Marks a command that changes the database: refused in read-only mode, and given
     ``--quiet`` (``-q``), which drops its confirmation line."""
-    import inspect
+    return _Writes(command)  # type: ignore[return-value]
 
-    from pointctl.cli.options import QuietOption
 
-    @functools.wraps(command)
-    def guarded(*args: Any, quiet: bool = False, **kwargs: Any) -> Any:
+class _Writes:
+    # A write command as Typer sees it: the command's parameters plus ``quiet``. The
+    # signature (every annotation evaluated) is worked out when Typer builds the command, not
+    # when its module is imported: ``pointctl --help`` imports every module of commands.
+
+    __wrapped__: Callable[..., Any]
+
+    def __init__(self, command: Callable[..., Any]) -> None:
+        from pointctl.cli.options import QuietOption
+
+        functools.update_wrapper(self, command)
+        self.__annotations__ = {**command.__annotations__, "quiet": QuietOption}
+        self.pointctl_writes = True  # an attribute of its own: Typer's wrapper copies it
+
+    def __call__(self, *args: Any, quiet: bool = False, **kwargs: Any) -> Any:
         refuse_writes()
         current.quiet = quiet
-        return command(*args, **kwargs)
+        return self.__wrapped__(*args, **kwargs)
 
-    signature = inspect.signature(command, eval_str=True)
-    guarded.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(),
-                    inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False,
-                                      annotation=QuietOption)])
-    guarded.__annotations__ = {**command.__annotations__, "quiet": QuietOption}
-    guarded.pointctl_writes = True  # type: ignore[attr-defined]
-    return guarded  # type: ignore[return-value]
+    @functools.cached_property
+    def __signature__(self) -> Any:
+        import inspect
+
+        signature = inspect.signature(self.__wrapped__, eval_str=True)
+        return signature.replace(parameters=[
+            *signature.parameters.values(),
+            inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False,
+                              annotation=self.__annotations__["quiet"])])
 
 
 def call(service: Callable[..., T], *, write: bool, **kwargs: Any) -> T:

@@ -33,6 +33,7 @@ from pointctl.db.models import Account, Activity, Balance, Entry, ExpirationPoli
 from pointctl.services import expiry
 from pointctl.services.enrollment import enrolled_at
 from pointctl.services.ledger import balance
+from pointctl.services.punctual import as_punctual, late_note
 from pointctl.services.reports import audit
 from pointctl.services.restrictions import list_restrictions
 from pointctl.services.settings import program_zone
@@ -49,7 +50,7 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
         raise InvalidInputError(f"--entries must be between 1 and {MAX_ENTRIES}")
     now = clock.now()
     # balances and what will expire as after a punctual expire run; the trail as written
-    with expiry.as_punctual(session, user, now) as applied:
+    with as_punctual(session, user, now) as applied:
         balances = balance(session, user=user)  # "no entries for user ..." (exit 3)
         enrolled, enrolled_from = enrolled_at(session, user)
         expiring, summary, unavailable = _expiring(session, user, now, enrolled)
@@ -67,7 +68,7 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
         "expiring_summary": summary, "expiring_unavailable": unavailable,
         "expiring": [{k: v for k, v in row.items() if k != "moment"} for row in expiring],
         "entries": trail["rows"], "entries_total": trail["matched"],
-        "restrictions": restrictions, **expiry.late_note(applied),
+        "restrictions": restrictions, **late_note(applied),
     }
 
 

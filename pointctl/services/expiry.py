@@ -14,8 +14,7 @@ evaluation of the same balance.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -467,51 +466,6 @@ def catch_up(session: Session, due: dict[str, set[int]], *, through: datetime,
                 plan[(moment, account_id)].append(user)
     for (moment, account_id), users in sorted(plan.items()):
         perform(session, account_id=account_id, at=moment, actor=actor, users=users, lock=lock)
-
-
-@contextmanager
-def as_punctual(session: Session, user: str, through: datetime) -> Iterator[bool | None]:
-    """For a read: inside, the user's ledger is as a punctual ``expire run`` would have left
-    it at ``through``: the evaluations due by then that have not reached the user are
-    performed in a savepoint that is rolled back afterwards. Nothing is kept but the ids
-    PostgreSQL's sequences handed out; the user's balance rows are locked first, in the one
-    order, as every writer does, until the savepoint is gone. Yields None when none was due,
-    True when they were applied, False when the transaction cannot write even what it rolls
-    back (read-only): the ledger as written."""
-    accounts = {int(account) for account, in session.execute(text(
-        "SELECT b.account_id FROM balance b JOIN expiration_policy p "
-        "ON p.account_id = b.account_id WHERE b.user_id = :user AND p.next_due_at <= :through"
-    ), {"user": user, "through": RawSql(session).time(through)})}
-    if not accounts:
-        yield None
-        return
-    from sqlalchemy.exc import DBAPIError
-
-    from pointctl.db.session import _refused
-
-    nested = session.begin_nested()
-    try:
-        try:
-            pairs = sorted((user, account) for account in accounts)
-            locks.lock_balances(session, pairs, clock.now())  # present: no row is created
-            catch_up(session, {user: accounts}, through=through, actor="pointctl")
-            applied = True
-        except DBAPIError as error:
-            if not _refused(error):
-                raise
-            nested.rollback()
-            nested, applied = session.begin_nested(), False
-        yield applied
-    finally:
-        nested.rollback()
-        session.expire_all()
-
-
-def late_note(applied: bool | None) -> dict[str, str]:
-    """What a read says of the late evaluations it found (nothing when none was due)."""
-    if applied is None:
-        return {}
-    return {"late_evaluations": "applied" if applied else "not applied"}
 
 
 def candidates_cutoff(policy: ExpirationPolicy, at: datetime, zone: ZoneInfo) -> datetime:

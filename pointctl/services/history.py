@@ -23,7 +23,7 @@ from pointctl.services.writes import clean_user
 
 def history(session: Session, *, user: str, at: datetime) -> dict[str, Any]:
     user = clean_user(user)
-    from pointctl.services.expiry import as_punctual, late_note
+    from pointctl.services.punctual import as_punctual, late_note
 
     # the evaluations due by then count, as if a late expire run had run on time
     with as_punctual(session, user, min(at, clock.now())) as applied:

@@ -12,18 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, func, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from pointctl.core import clock
 from pointctl.core.draws import group_spendable, spendable
 from pointctl.core.errors import InvalidInputError, NotFoundError
 from pointctl.core.validation import check_points
-from pointctl.db.models import (
-    Account,
-    Balance,
-    Lot,
-)
+from pointctl.db.rawsql import RawSql
 from pointctl.services.writes import (
     DEFAULT_REFERENCE_TYPES,
     WriteOptions,
@@ -128,7 +123,7 @@ def balance(session: Session, *, user: str, at: datetime | None = None) -> dict[
     """Per account: balance, available, pending, debt, group; and a total per group label."""
     user = clean_user(user)
     moment = at or clock.now()
-    from pointctl.services.expiry import as_punctual, late_note
+    from pointctl.services.punctual import as_punctual, late_note
 
     with as_punctual(session, user, moment) as applied:  # as if expire run ran on time
         found = _balance(session, user, moment)
@@ -136,39 +131,40 @@ def balance(session: Session, *, user: str, at: datetime | None = None) -> dict[
 
 
 def _balance(session: Session, user: str, moment: datetime) -> dict[str, Any]:
-    lots = (select(Lot.account_id,
-                   func.sum(Lot.remaining).label("total"),
-                   func.sum(case((Lot.available_at <= moment, Lot.remaining), else_=0))
-                   .label("available"))
-            .where(Lot.user_id == user, Lot.remaining > 0).group_by(Lot.account_id).subquery())
-    rows = session.execute(
-        select(Account, Balance.debt, func.coalesce(lots.c.total, 0),
-               func.coalesce(lots.c.available, 0))
-        .join(Balance, and_(Balance.account_id == Account.id, Balance.user_id == user))
-        .outerjoin(lots, lots.c.account_id == Account.id)
-        .order_by(col(Account.id))
-    ).all()
+    # SQL text, like the other reads: no table model is built for the command that runs most
+    sql = RawSql(session)
+    rows = sql.run(
+        """SELECT a.name, a.group_label, a.status, a.qualifying, b.debt,
+                  COALESCE(l.total, 0), COALESCE(l.available, 0)
+           FROM account a
+           JOIN balance b ON b.account_id = a.id AND b.user_id = :user
+           LEFT JOIN (SELECT account_id, SUM(remaining) AS total,
+                             SUM(CASE WHEN available_at <= :moment THEN remaining ELSE 0 END)
+                             AS available
+                      FROM lot WHERE user_id = :user AND remaining > 0
+                      GROUP BY account_id) l ON l.account_id = a.id
+           ORDER BY a.id""", user=user, moment=sql.time(moment)).all()
     if not rows:
         raise NotFoundError(f"no entries for user {user!r}")
     accounts: list[dict[str, Any]] = []
     groups: dict[str, dict[str, Any]] = {}
     usable: dict[str, list[tuple[int, int]]] = {}
-    for account, debt, total, available in rows:
-        total, available = int(total), int(available)
+    for name, group_label, status, qualifying, debt, total, available in rows:
+        total, available, debt, qualifying = int(total), int(available), int(debt), \
+            bool(qualifying)
         # what a spend could use now: not in an inactive or a tier qualifying account
-        can_spend = account.status == "active" and not account.qualifying
-        row = {"account": account.name, "group": account.group_label, "status": account.status,
-               "qualifying": account.qualifying, "balance": total - debt,
+        can_spend = status == "active" and not qualifying
+        row = {"account": name, "group": group_label, "status": status,
+               "qualifying": qualifying, "balance": total - debt,
                "available": spendable(available, total, debt) if can_spend else 0,
                "pending": total - available, "debt": debt}
         accounts.append(row)
-        if account.group_label:
-            group = groups.setdefault(account.group_label, {
-                "group": account.group_label, "balance": 0, "available": 0, "pending": 0,
-                "debt": 0})
+        if group_label:
+            group = groups.setdefault(group_label, {
+                "group": group_label, "balance": 0, "available": 0, "pending": 0, "debt": 0})
             for key in ("balance", "pending", "debt"):
                 group[key] += row[key]
-            parts = usable.setdefault(account.group_label, [])
+            parts = usable.setdefault(group_label, [])
             if can_spend:
                 parts.append((available, debt))
     for label, group in groups.items():
