@@ -20,16 +20,17 @@ import typer.main
 from pointctl.cli import app
 from tests.helpers import Cli
 
-VALUES = ["", "   ", str(2**63), "x" * 10_000, "a\x00b", "0001-01-01", "9999-12-31T23:59:59",
-          "100000y"]
+VALUES = ["", "   ", str(2**63), "9" * 5_000, "x" * 10_000, "a\x00b", "0001-01-01",
+          "9999-12-31T23:59:59", "100000y"]
 FILE = "<file>"  # replaced by a real file of the test
+ENTRY = "<entry>"  # replaced by the id of the test's issue
 
 # (positional arguments, options) of a valid invocation of every command; flags need no value
 BASE: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     (): ([], {}),
-    ("issue",): (["u1", "5"], {"--source": "Shop"}),
+    ("issue",): (["u1", "5"], {"--source": "Shop", "--account": "Main"}),
     ("spend",): (["u1", "1"], {}),
-    ("reverse",): ([], {"--entry": "1", "--points": "1"}),
+    ("reverse",): ([], {"--entry": ENTRY, "--points": "1"}),
     ("adjust",): (["u1", "-1"], {"--account": "Main", "--reason": "fix"}),
     ("transfer",): (["u1", "1"], {"--from": "Main", "--to": "Extra"}),
     ("reactivate",): (["u1"], {"--account": "Main"}),
@@ -48,7 +49,7 @@ BASE: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     ("accounts", "show"): (["Main"], {}),
     ("accounts", "create"): (["New"], {}),
     ("accounts", "edit"): (["Extra"], {"--group": "G"}),
-    ("accounts", "expiration"): (["Extra"], {"--older-than": "30d"}),
+    ("accounts", "expiration"): (["Extra"], {"--rolling": "", "--older-than": "30d"}),
     ("accounts", "reactivation"): (["Main"], {"--window": "30d"}),
     ("accounts", "activate"): (["Extra"], {}),
     ("accounts", "deactivate"): (["Extra"], {}),
@@ -62,7 +63,7 @@ BASE: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     ("sources", "activate"): (["Stock"], {}),
     ("sources", "archive"): (["Stock"], {}),
     ("restrictions",): ([], {}),
-    ("restrictions", "add"): (["Shop"], {"--max-points": "10", "--per": "1d"}),
+    ("restrictions", "add"): (["Shop"], {"--max-points": "10", "--per": "2d"}),
     ("restrictions", "list"): (["Shop"], {}),
     ("restrictions", "edit"): (["1"], {"--max-points": "20"}),
     ("restrictions", "delete"): (["1"], {}),
@@ -80,9 +81,13 @@ BASE: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     ("config", "apply"): ([FILE], {"--dry-run": ""}),
     ("config", "export"): ([], {}),
 }
+FLAGS = ("--no-chart", "--dry-run", "--rolling")
 # options that start something outside pointctl, fed only values that cannot reach it
 OUTSIDE = {"--email", "--install-completion"}
 DOCUMENTED = {0, 1, 2, 3, 4, 5}
+# starting invocations refused by a rule, after every parameter was read and checked
+EXPECTED = {("reactivate",): 1,  # nothing of u1's has expired
+            ("sources", "archive"): 1}  # only a paused source, and with --yes
 LEAKS = re.compile(r"unexpected|Traceback|sqlalche\.me|https?://|pydantic|Value error|"
                    r"Input should be", re.IGNORECASE)
 
@@ -129,7 +134,7 @@ def invocation(path: tuple[str, ...], positional: list[str], options: dict[str, 
                ) -> list[str]:
     args = [*path]
     for name, value in options.items():
-        args += [name] if value == "" and name in ("--no-chart", "--dry-run") else [name, value]
+        args += [name] if value == "" and name in FLAGS else [name, value]
     return [*args, *positional]
 
 
@@ -138,14 +143,16 @@ def setup(cli: Cli, tmp_path: Path) -> dict[str, str]:
     cli.ok("accounts", "create", "Extra")
     cli.ok("sources", "create", "Shop")
     cli.ok("sources", "create", "Stock", "--inventory", "100")
-    cli.ok("issue", "u1", "50", "--source", "Shop", "--account", "Main")
+    issued = cli.json("issue", "u1", "50", "--source", "Shop", "--account", "Main")
     cli.ok("restrictions", "add", "Shop", "--max-points", "1000", "--per", "1d")
+    cli.ok("accounts", "reactivation", "Main", "--window", "30d")
     batch = tmp_path / "ops.jsonl"
     batch.write_text('{"op": "issue", "user": "u3", "points": 5, "source": "Shop", '
                      '"account": "Main"}\n')
     program = tmp_path / "program.toml"
     program.write_text('[[accounts]]\nname = "Main"\ndefault = true\n')
-    return {"jsonl": str(batch), "toml": str(program)}
+    assert isinstance(issued, dict)
+    return {"jsonl": str(batch), "toml": str(program), "entry": str(issued["entry"])}
 
 
 def check(result: Any, what: str) -> None:
@@ -172,11 +179,20 @@ def test_boundary_values_end_cleanly(cli: Cli, tmp_path: Path, group: str,
     for path, command in commands().items():
         if group_of(path) != group:
             continue
-        for what, args in variants(path, command):
-            file = files["toml" if path == ("config", "apply") else "jsonl"]
-            args = [file if arg == FILE else arg for arg in args]
-            check(cli(*args), f"{' '.join(path)}: {what}")
+        file = files["toml" if path == ("config", "apply") else "jsonl"]
+        positional, options = BASE[path]
+        if path[-1:] == ("create",):  # a variant may have created the name already
+            positional = ["Another"]
+        for what, args in [*variants(path, command), ("as given", invocation(path, positional,
+                                                                             options))]:
+            args = [file if arg == FILE else files["entry"] if arg == ENTRY else arg
+                    for arg in args]
+            result = cli(*args)
+            check(result, f"{' '.join(path)}: {what}")
             tried += 1
+        # the starting invocation itself is done (so each variant differs in one value only)
+        if not getattr(command, "commands", None):  # (a group without a command is exit 2)
+            assert result.exit_code == EXPECTED.get(path, 0), (path, result.stderr)
     if group == "root":  # the global options, before a command that reads the database
         for option in ("--db", "--actor"):
             for value in VALUES:
@@ -184,3 +200,20 @@ def test_boundary_values_end_cleanly(cli: Cli, tmp_path: Path, group: str,
                 check(result, f"{option} {value[:20]!r}")
                 tried += 1
     assert tried >= len(VALUES)
+
+
+def test_texts_and_numbers_beyond_what_is_stored(cli: Cli, tmp_path: Path) -> None:
+    """A batch number of 5,000 digits is a malformed line; an activity list longer than the
+    policy stores is exit 2 on both databases, before anything is written."""
+    setup(cli, tmp_path)
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text('{"op": "issue", "user": "u1", "points": ' + "9" * 5000 +
+                    ', "source": "Shop", "account": "Main"}\n')
+    result = cli("batch", str(huge))
+    assert result.exit_code == 2 and "far larger than 64 bits" in result.error, result.stderr
+    events = ",".join(f"event{n:03}" for n in range(80))  # 639 characters
+    result = cli("accounts", "expiration", "Main", "--inactivity", "--inactive-for", "30d",
+                 "--activity", events)
+    assert result.exit_code == 2 and "at most 500" in result.error, result.stderr
+    assert cli.json("expire", "status") == [] or all(
+        row["policy"] == "none" for row in cli.json("expire", "status"))  # type: ignore[union-attr]

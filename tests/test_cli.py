@@ -369,6 +369,18 @@ def test_tables_show_names_as_they_are(cli: Cli) -> None:
     assert "Balances of u:thumbs_up:" in cli.ok("balance", "u:thumbs_up:").stdout
 
 
+def test_a_table_that_fits_once_text_wraps_stays_a_table(cli: Cli) -> None:
+    """Text columns wrap at their words: only when even that cannot fit do rows become
+    blocks."""
+    cli.ok("accounts", "create", "Main")
+    cli.ok("sources", "create", "Ride share partner of the Koalla programme in the whole of "
+           "Europe", "--inventory", "987654321")
+    shown = cli.ok("sources", "list", env={"COLUMNS": "60"})
+    assert "one block per row" not in shown.stderr and "┃" in shown.stdout, shown.stdout
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 60
+    assert "987654321" in shown.stdout
+
+
 def test_every_help_page_names_things_one_way(cli: Cli) -> None:
     """Every command's --help: no type placeholder on a flag, arguments as upper-case names
     (plain when required, in brackets when optional, never in braces), and no reference to

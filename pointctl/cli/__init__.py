@@ -116,18 +116,15 @@ class PointctlGroup(lazy.LazyGroup):
 
                 traceback.print_exc()
             _fail(error.message, error.exit_code)
-        except OSError as error:  # a file named on the command line cannot be used
-            if state.current.debug:
-                import traceback
-
-                traceback.print_exc()
-            name = error.filename if isinstance(error.filename, str) else "the file"
-            _fail(f"cannot use {name[:200]!r}: {(error.strerror or str(error)).lower()}", 2)
         except Exception as error:  # a bug or an unmapped driver error: still one clean line
             if state.current.debug:
                 import traceback
 
                 traceback.print_exc()
+            if isinstance(error, OSError) and isinstance(error.filename, str):
+                # a file named on the command line cannot be read or written
+                reason = (error.strerror or str(error)).lower()
+                _fail(f"cannot use {error.filename[:200]!r}: {reason}", 2)
             _fail(f"unexpected {type(error).__name__}: {error} (run with --debug for the "
                   "traceback)", 1)
         sys.exit(result if isinstance(result, int) else 0)

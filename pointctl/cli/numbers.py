@@ -30,7 +30,10 @@ def whole(name: str, *, minimum: int = 1, maximum: int = MAX_POINTS, signed: boo
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
         elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-            number = int(value.strip())
+            digits = value.strip().lstrip("+-").lstrip("0")
+            # beyond 64 bits whatever the digits (Python refuses to read over 4,300 of them)
+            number = int(value.strip()) if len(digits) <= 20 else \
+                (MAX_POINTS + 1) * (-1 if value.strip().startswith("-") else 1)
         else:
             kind = "a non-zero whole number (+N adds, -N removes)" if signed else \
                 "a whole number"

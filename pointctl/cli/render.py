@@ -113,7 +113,8 @@ def emit_rows(rows: Sequence[dict[str, Any]], fmt: OutputFormat, columns: Column
         # not fit, it would cut cells (numbers too) or whole columns: one block per row instead
         words = [max(len(word) for text in [header, *(line[n] for line in cells)]
                      for word in text.split() or [""]) for n, (_, header) in enumerate(columns)]
-        needed = 1 + sum(3 + max(widths[n], words[n]) for n in range(len(columns)))
+        needed = 1 + sum(3 + (max(widths[n], words[n]) if numeric[n] else words[n])
+                         for n in range(len(columns)))
         if needed > console.width:
             _blocks(console, columns, cells, title)
             return

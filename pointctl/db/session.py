@@ -179,16 +179,20 @@ def _not_a_database(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlite_errorname", None) in ("SQLITE_NOTADB", "SQLITE_CORRUPT")
 
 
-def not_a_database_error(url: str) -> DatabaseUnavailableError:
+def not_a_database_error(url: str, error: DBAPIError) -> DatabaseUnavailableError:
+    where = sqlite_path(url) or safe_url(url)
+    if getattr(error.orig, "sqlite_errorname", None) == "SQLITE_CORRUPT":
+        return DatabaseUnavailableError(f"the database file {where} is damaged (SQLite finds "
+                                        "it corrupt); restore it from a backup")
     return DatabaseUnavailableError(
-        f"{sqlite_path(url) or safe_url(url)} is not a pointctl database (not an SQLite "
-        "database file); check --db or POINTCTL_DATABASE_URL")
+        f"{where} is not a pointctl database (not an SQLite database file); check --db or "
+        "POINTCTL_DATABASE_URL")
 
 
 def connect_error(error: DBAPIError, url: str) -> DatabaseUnavailableError:
     """Exit 4 for a database that cannot be opened; re-raises any other database error."""
     if _not_a_database(error):
-        return not_a_database_error(url)
+        return not_a_database_error(url, error)
     if not isinstance(error, OperationalError):
         raise error
     parsed = parse_url(url)
@@ -284,7 +288,7 @@ def transaction(url: str, *, write: bool, engine: Engine | None = None,
         if _refused(error):
             raise refused_error(error, url) from error
         if _not_a_database(error):
-            raise not_a_database_error(url) from error
+            raise not_a_database_error(url, error) from error
         if not isinstance(error, OperationalError):
             raise
         if getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:

@@ -117,6 +117,9 @@ def check(number: int, raw: Any, fmt: str) -> Op:
         except json.JSONDecodeError as error:
             raise LineError(number, f"invalid JSON: {error.msg} (column {error.colno})",
                             raw.rstrip("\n")) from None
+        except ValueError:  # a number of more than 4,300 digits
+            raise LineError(number, "a number is far larger than 64 bits",
+                            raw.rstrip("\n")) from None
         if not isinstance(value, dict):
             raise LineError(number, "expected a JSON object", raw.rstrip("\n"))
     else:

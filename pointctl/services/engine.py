@@ -43,7 +43,7 @@ from pointctl.core.errors import (
     RefusedError,
     RetryableConflict,
 )
-from pointctl.core.validation import MAX_POINTS, check_points, name_key
+from pointctl.core.validation import MAX_POINTS, check_id, check_points, check_text, name_key
 from pointctl.db import bulk
 from pointctl.db.models import (
     Account,
@@ -58,6 +58,7 @@ from pointctl.services.idempotency import check_key, request_hash
 from pointctl.services.lookup import dedupe_names
 from pointctl.services.writes import (
     DEFAULT_REFERENCE_TYPES,
+    MAX_NOTE_LENGTH,
     WriteOptions,
     check_options,
     check_reason,
@@ -496,6 +497,8 @@ class _Chunk:
         user = ""
         receiver = None
         if isinstance(request, ReverseRequest):
+            if request.entry_id is not None:
+                check_id(request.entry_id, what="--entry")
             if request.points is not None:
                 check_points(request.points, what="points")
             if (request.entry_id is None) == (request.reference_id is None):
@@ -523,7 +526,7 @@ class _Chunk:
                     name_key(request.to_account):
                 raise InvalidInputError("a transfer needs a different account or --to-user")
         if isinstance(request, IssueRequest) and request.note is not None:
-            check_reason(request.note)
+            check_text(request.note, what="--reason", max_length=MAX_NOTE_LENGTH)
         if not isinstance(request, RolloverRequest):  # dated by its evaluation, which a
             check_options(request.options)  # preview runs ahead of now
         key = check_key(request.options.idempotency_key)

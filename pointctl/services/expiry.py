@@ -63,6 +63,9 @@ def _duration(value: str | None, what: str) -> str | None:
 EVENT_ALIASES = {"accrual": "issue", "redemption": "spend"}
 
 
+MAX_ACTIVITY_LENGTH = 500  # expiration_policy.activity
+
+
 def events(values: Sequence[str]) -> str:
     """Activity event names (repeated or comma-separated) -> their stored form; ``accrual``
     and ``redemption`` are the built-in ``issue`` and ``spend`` events."""
@@ -77,7 +80,11 @@ def events(values: Sequence[str]) -> str:
                 events.append(event)
     if not events:
         raise InvalidInputError("--activity needs at least one event, such as issue,spend")
-    return ",".join(events)
+    stored = ",".join(events)
+    if len(stored) > MAX_ACTIVITY_LENGTH:  # as the policy stores them, on every database
+        raise InvalidInputError(f"--activity names {len(stored):,} characters of events; at "
+                                f"most {MAX_ACTIVITY_LENGTH} are allowed")
+    return stored
 
 
 def set_policy(session: Session, *, account: str, kind: str, every: str | None = None,
