@@ -12,6 +12,12 @@ MAX_NAME_LENGTH = 100
 MAX_ACTOR_LENGTH = 200  # who acted, as every audit entry records it
 
 
+def has_control(text: str) -> bool:
+    """Whether a text holds a control character (Unicode category C: tabs, line breaks, NUL,
+    format and unassigned characters), which no name, id or text of pointctl may hold."""
+    return any(unicodedata.category(ch).startswith("C") for ch in text)
+
+
 def clean_name(name: str | None, *, what: str) -> str:
     """Trim a display name and refuse empty, over-long or control-character names."""
     cleaned = (name or "").strip()
@@ -20,7 +26,7 @@ def clean_name(name: str | None, *, what: str) -> str:
     if len(cleaned) > MAX_NAME_LENGTH:
         raise InvalidInputError(f"{what} name is {len(cleaned)} characters; at most "
                                 f"{MAX_NAME_LENGTH} are allowed")
-    if any(unicodedata.category(ch).startswith("C") for ch in cleaned):
+    if has_control(cleaned):
         raise InvalidInputError(f"{what} name {cleaned!r} contains control characters")
     return cleaned
 
@@ -68,7 +74,7 @@ def check_text(value: str | None, *, what: str, max_length: int) -> str | None:
     if len(value) > max_length:
         raise InvalidInputError(f"{what} is {len(value):,} characters; at most "
                                 f"{max_length:,} are allowed")
-    if not value.isprintable():
+    if has_control(value):
         raise InvalidInputError(f"{what} {value[:40]!r} contains control characters")
     return value
 

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from pointctl.core.errors import InvalidInputError
+from pointctl.core.validation import has_control
 
 MAX_KEY_LENGTH = 200
 
@@ -25,7 +26,7 @@ def check_key(key: str | None) -> str | None:
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if not key or len(key) > MAX_KEY_LENGTH or has_control(key):
         raise InvalidInputError(f"--idempotency-key must be 1 to {MAX_KEY_LENGTH} printable "
                                 "characters")
     return key

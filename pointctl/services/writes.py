@@ -9,7 +9,7 @@ from typing import Any
 
 from pointctl.core import clock
 from pointctl.core.errors import InvalidInputError
-from pointctl.core.validation import MAX_ACTOR_LENGTH, check_text
+from pointctl.core.validation import MAX_ACTOR_LENGTH, check_text, has_control
 
 DEFAULT_REFERENCE_TYPES = {
     "issue": "Point Issuance",
@@ -77,7 +77,7 @@ def clean_user(user: str, *, what: str = "user") -> str:
         raise InvalidInputError(f"{what} must not be empty")
     if len(cleaned) > MAX_USER_LENGTH:
         raise InvalidInputError(f"{what} is longer than {MAX_USER_LENGTH} characters")
-    if not cleaned.isprintable():
+    if has_control(cleaned):
         raise InvalidInputError(f"{what} {cleaned!r} contains control characters")
     return cleaned
 
