@@ -23,11 +23,7 @@ def clean_name(name: str | None, *, what: str) -> str:
     cleaned = (name or "").strip()
     if not cleaned:
         raise InvalidInputError(f"{what} name must not be empty")
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise InvalidInputError(f"{what} name is {len(cleaned)} characters; at most "
-                                f"{MAX_NAME_LENGTH} are allowed")
-    if has_control(cleaned):
-        raise InvalidInputError(f"{what} name {cleaned!r} contains control characters")
+    check_text(cleaned, what=f"{what} name", max_length=MAX_NAME_LENGTH)
     return cleaned
 
 
@@ -76,14 +72,6 @@ def check_text(value: str | None, *, what: str, max_length: int) -> str | None:
                                 f"{max_length:,} are allowed")
     if has_control(value):
         raise InvalidInputError(f"{what} {value[:40]!r} contains control characters")
-    return value
-
-
-def check_id(value: int, *, what: str) -> int:
-    """A row id: a whole number from 1 within 64 bits."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_POINTS:
-        raise InvalidInputError(f"{what} must be a whole number from 1 to {MAX_POINTS}, "
-                                f"got {value!r}")
     return value
 
 

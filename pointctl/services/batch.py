@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from pointctl.core.clock import check_write_time, parse_time
 from pointctl.core.errors import InvalidInputError, PointctlError
-from pointctl.core.validation import MAX_POINTS, check_id, check_text, did_you_mean
+from pointctl.core.validation import MAX_POINTS, check_points, check_text, did_you_mean
 from pointctl.services import engine, enrollment, ledger
 from pointctl.services.engine import Outcome
 from pointctl.services.idempotency import MAX_KEY_LENGTH
@@ -167,7 +167,7 @@ def _check_fields(number: int, value: dict[str, Any], *, from_csv: bool) -> Op:
     if op == "adjust" and points is not None and points > 0 and "source" not in fields:
         raise InvalidInputError("adjust with positive points needs 'source'")
     if "entry" in fields:
-        check_id(fields["entry"], what="'entry'")
+        check_points(fields["entry"], what="'entry'")
     at = check_write_time(parse_time(fields["at"], what="'at'"), what="'at'") \
         if "at" in fields else None
     return Op(number, op, fields, at)

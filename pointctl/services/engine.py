@@ -43,7 +43,7 @@ from pointctl.core.errors import (
     RefusedError,
     RetryableConflict,
 )
-from pointctl.core.validation import MAX_POINTS, check_id, check_points, check_text, name_key
+from pointctl.core.validation import MAX_POINTS, check_points, check_text, name_key
 from pointctl.db import bulk
 from pointctl.db.models import (
     Account,
@@ -498,7 +498,7 @@ class _Chunk:
         receiver = None
         if isinstance(request, ReverseRequest):
             if request.entry_id is not None:
-                check_id(request.entry_id, what="--entry")
+                check_points(request.entry_id, what="--entry")
             if request.points is not None:
                 check_points(request.points, what="points")
             if (request.entry_id is None) == (request.reference_id is None):

@@ -9,7 +9,7 @@ from typing import Any
 
 from pointctl.core import clock
 from pointctl.core.errors import InvalidInputError
-from pointctl.core.validation import MAX_ACTOR_LENGTH, check_text, has_control
+from pointctl.core.validation import MAX_ACTOR_LENGTH, check_text
 
 DEFAULT_REFERENCE_TYPES = {
     "issue": "Point Issuance",
@@ -75,10 +75,7 @@ def clean_user(user: str, *, what: str = "user") -> str:
     cleaned = (user or "").strip()
     if not cleaned:
         raise InvalidInputError(f"{what} must not be empty")
-    if len(cleaned) > MAX_USER_LENGTH:
-        raise InvalidInputError(f"{what} is longer than {MAX_USER_LENGTH} characters")
-    if has_control(cleaned):
-        raise InvalidInputError(f"{what} {cleaned!r} contains control characters")
+    check_text(cleaned, what=what, max_length=MAX_USER_LENGTH)
     return cleaned
 
 
