@@ -11,7 +11,7 @@ from typing import Any
 import typer
 import typer.main
 import typer.testing
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
@@ -75,7 +75,14 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
     engine = create_engine(parse_url(url), poolclass=NullPool)
     try:
         with engine.connect() as connection:
-            tables = sorted(inspect(connection).get_table_names())
+            # the catalog read directly: SQLAlchemy's inspector takes tens of milliseconds
+            if connection.dialect.name == "sqlite":
+                names = "SELECT name FROM sqlite_master WHERE type = 'table' " \
+                        "AND name NOT LIKE 'sqlite_%'"
+            else:
+                names = "SELECT tablename FROM pg_catalog.pg_tables " \
+                        "WHERE schemaname = current_schema()"
+            tables = sorted(name for (name,) in connection.execute(text(names)))
             return {
                 table: sorted(
                     (tuple(row) for row in connection.execute(text(f'SELECT * FROM "{table}"'))),

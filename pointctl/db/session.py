@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,11 +119,13 @@ def _read_only_sqlite_url(parsed: URL) -> URL:
     return parsed.set(database=database).update_query_dict({"mode": "ro", "uri": "true"})
 
 
-def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = False
-                ) -> Engine:
+def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = False,
+                reuse: bool = False) -> Engine:
     """A pool-less engine for one command (a command holds one connection at a time); with
     ``keep``, one that keeps its one connection for many transactions (batch); with
-    ``read_only``, one whose connections cannot write."""
+    ``reuse``, on PostgreSQL, one that keeps a connection between commands and pings it
+    before reuse (``command_engine``); with ``read_only``, one whose connections cannot
+    write."""
     parsed = parse_url(url)
     if read_only and parsed.get_backend_name() == "sqlite":
         parsed = _read_only_sqlite_url(parsed)
@@ -150,7 +153,13 @@ def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = 
             connection.exec_driver_sql(begin)
 
         return engine
-    engine = create_engine(parsed, connect_args={"connect_timeout": 5}, **pooling)
+    connect: dict[str, Any] = {"connect_timeout": 5}
+    if reuse and not keep:
+        # a connection kept between commands: checked before each, and no server-side
+        # prepared statements that a migration in between could leave stale
+        pooling = {"pool_size": 1, "max_overflow": 4, "pool_pre_ping": True}
+        connect["prepare_threshold"] = None
+    engine = create_engine(parsed, connect_args=connect, **pooling)
     if read_only:
         @event.listens_for(engine, "connect")
         def _read_only_session(dbapi_connection, _record):
@@ -162,6 +171,39 @@ def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = 
             dbapi_connection.commit()
 
     return engine
+
+
+_ENGINES: dict[tuple[str, bool, bool], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+KEPT_ENGINES = 4
+
+
+def command_engine(url: str, *, write: bool, read_only: bool = False) -> Engine:
+    """The engine of one-transaction commands on ``url``, kept for the process (the last few
+    URLs): a program that runs many commands through the Python API (and the tests, which run
+    the CLI in-process) sets up the dialect once, and on PostgreSQL keeps one connection
+    between commands, checked before reuse, instead of starting a server process per command
+    that loads its catalog caches afresh. SQLite opens its file per command (cheap, and a file
+    replaced meanwhile is the one read)."""
+    key = (url, write, read_only)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.pop(key, None)
+        if engine is None:
+            engine = make_engine(url, write=write, read_only=read_only, reuse=True)
+        _ENGINES[key] = engine  # the most recent last
+        while len(_ENGINES) > KEPT_ENGINES:
+            _ENGINES.pop(next(iter(_ENGINES))).dispose()
+    return engine
+
+
+def _forget_engines_in_child() -> None:
+    """A forked child must not use (or close) its parent's connections."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+    _ENGINES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_engines_in_child)
 
 
 def sqlite_path(url: str) -> str | None:
@@ -256,8 +298,7 @@ def transaction(url: str, *, write: bool, engine: Engine | None = None,
     path = sqlite_path(url)
     if path is not None and not os.path.exists(path):
         raise SchemaError(f"database file {path} does not exist; {UPGRADE_HINT} to create it")
-    own = engine is None
-    engine = engine or make_engine(url, write=write, read_only=read_only)
+    engine = engine or command_engine(url, write=write, read_only=read_only)
     try:
         with Session(engine, expire_on_commit=False) as session:
             try:
@@ -297,9 +338,6 @@ def transaction(url: str, *, write: bool, engine: Engine | None = None,
         raise DatabaseUnavailableError(
             f"database error on {safe_url(parse_url(url))}: {_driver_reason(error, parse_url(url))}"
         ) from error
-    finally:
-        if own:
-            engine.dispose()
 
 
 def run_in_transaction(url: str, work: Callable[[Session], T], *, write: bool,

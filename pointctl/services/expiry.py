@@ -364,22 +364,51 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     if policy is None or (policy.last_evaluated_at is not None
                           and policy.last_evaluated_at >= at) or at <= policy.starts_at:
         return Outcome(name, at, performed=False)
-    zone = program_zone(session)
-    now = clock.now()
+    zone, now = program_zone(session), clock.now()
     sql = RawSql(session)
-    sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
-    rollover = policy.rollover_to_id
-    widest = candidates_cutoff(policy, at, zone)
-    # users with candidate lots, locked (PostgreSQL) in the order every writer uses
-    targets = [account_id] + ([rollover] if rollover else [])
-    sql.run("CREATE TEMP TABLE pointctl_exp_user (user_id VARCHAR(200) PRIMARY KEY)")
-    params: dict[str, Any] = {"account": account_id, "widest": sql.time(widest),
+    params: dict[str, Any] = {"account": account_id,
+                              "widest": sql.time(candidates_cutoff(policy, at, zone)),
                               "at": sql.time(at)}
+    # users with lots old enough to be candidates, but for those caught up through ``at``
     holders = ("SELECT DISTINCT user_id FROM lot WHERE account_id = :account AND remaining > 0"
                " AND created_at <= :widest AND user_id NOT IN (SELECT user_id FROM balance "
                "WHERE account_id = :account AND evaluated_through >= :at)")
     if users is not None:
         holders += f" AND user_id IN ({_bind_list(params, 'user', sorted(set(users)))})"
+    outcome = Outcome(name, at, performed=True)
+    # Most evaluations that a write catches up find no such lot: they build no temporary
+    # tables. (A lot committed just after this check is as one committed just after the
+    # holders are locked below: this evaluation does not see it either way.)
+    if sql.run(f"SELECT EXISTS ({holders})", **params).scalar():
+        _take(sql, policy, at, zone, holders, params, outcome, now=now, actor=actor,
+              lock=lock, collect_users=collect_users)
+    if users is not None:
+        sql.run(f"UPDATE balance SET evaluated_through = :at WHERE account_id = :account "
+                f"AND user_id IN ({_bind_list(params, 'user', sorted(set(users)))})", **params)
+        return outcome
+    names = account_names(session)
+    session.add(ExpirationRun(
+        account_id=account_id, evaluated_at=at, policy=policy_words(policy, names)[:300],
+        users=outcome.users, lots=outcome.lots, expired=outcome.expired,
+        rolled_over=outcome.rolled_over, actor=actor, performed_at=now))
+    policy.last_evaluated_at = at
+    _set_next_due(policy, zone)
+    session.add(policy)
+    session.flush()
+    return outcome
+
+
+def _take(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo, holders: str,
+          params: dict[str, Any], outcome: Outcome, *, now: datetime, actor: str, lock: bool,
+          collect_users: bool) -> None:
+    """The evaluation's writes for the users ``holders`` selects: lock their balance rows
+    (PostgreSQL, in the order every writer uses), find what each lot loses, write it, and
+    count it into ``outcome``."""
+    session = sql.session
+    sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
+    rollover = policy.rollover_to_id
+    targets = [policy.account_id] + ([rollover] if rollover else [])
+    sql.run("CREATE TEMP TABLE pointctl_exp_user (user_id VARCHAR(200) PRIMARY KEY)")
     if rollover:
         locks.create_balances_of(session, holders, rollover, params)
     locks.lock_balances_of(session, holders, targets, params, into="pointctl_exp_user",
@@ -392,7 +421,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
             **params)
     lots, touched, points = sql.run("SELECT COUNT(*), COUNT(DISTINCT user_id), "
                                     "COALESCE(SUM(points), 0) FROM pointctl_exp").one()
-    outcome = Outcome(name, at, performed=True, users=int(touched), lots=int(lots))
+    outcome.users, outcome.lots = int(touched), int(lots)
     if lots:
         if sql.postgres:
             sql.run("ANALYZE pointctl_exp")
@@ -408,20 +437,6 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
                 for user, total in sql.run("SELECT user_id, SUM(points) FROM pointctl_exp "
                                            "GROUP BY user_id ORDER BY user_id")]
     sql.drop("pointctl_exp", "pointctl_exp_user", "pointctl_anniv", "pointctl_days")
-    if users is not None:
-        sql.run(f"UPDATE balance SET evaluated_through = :at WHERE account_id = :account "
-                f"AND user_id IN ({_bind_list(params, 'user', sorted(set(users)))})", **params)
-        return outcome
-    names = account_names(session)
-    session.add(ExpirationRun(
-        account_id=account_id, evaluated_at=at, policy=policy_words(policy, names)[:300],
-        users=outcome.users, lots=outcome.lots, expired=outcome.expired,
-        rolled_over=outcome.rolled_over, actor=actor, performed_at=now))
-    policy.last_evaluated_at = at
-    _set_next_due(policy, zone)
-    session.add(policy)
-    session.flush()
-    return outcome
 
 
 def resumes_after(policy: ExpirationPolicy, reached: datetime | None = None) -> datetime:
