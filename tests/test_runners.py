@@ -92,3 +92,33 @@ def test_batch_and_expire_runners_from_python(db_url: str, tmp_path: Path,
         engine.dispose()
     assert progress == [(n, len(due)) for n in range(len(due) + 1)]
     assert balances(db_url) == {("ann", "Spendable"): 100, ("bob", "Spendable"): 7}
+
+
+def test_commands_in_one_process_share_one_connection_and_survive_its_loss(db_url: str) -> None:
+    """Commands run from Python (as the tests run the CLI) reuse one engine per URL; on
+    PostgreSQL one server connection, checked before reuse: when the server drops it, the
+    next command opens another instead of failing."""
+    def backend() -> object:
+        with transaction(db_url, write=False) as session:
+            if session.get_bind().dialect.name != "postgresql":
+                return None
+            return session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+    first = backend()
+    assert backend() == first
+    if first is None:  # SQLite opens its file per command
+        return
+    with transaction(db_url, write=True) as session:
+        assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from pointctl.db.session import parse_url
+    admin = create_engine(parse_url(db_url), poolclass=NullPool)
+    with admin.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"),
+                                  {"pid": first}).scalar_one()
+    admin.dispose()
+    replaced = backend()
+    assert replaced is not None and replaced != first
+    assert backend() == replaced
