@@ -196,6 +196,16 @@ def command_engine(url: str, *, write: bool, read_only: bool = False) -> Engine:
     return engine
 
 
+def run_engine(url: str, *, read_only: bool = False) -> tuple[Engine, bool]:
+    """The engine a run of many write transactions (batch, expire run) goes through, and
+    whether the run disposes of it at the end: on PostgreSQL the process's command engine
+    (its kept connection serves every transaction), on SQLite one that keeps its one
+    connection for the run."""
+    if parse_url(url).get_backend_name() == "postgresql":
+        return command_engine(url, write=True, read_only=read_only), False
+    return make_engine(url, write=True, keep=True, read_only=read_only), True
+
+
 def _forget_engines_in_child() -> None:
     """A forked child must not use (or close) its parent's connections."""
     for engine in _ENGINES.values():
