@@ -108,8 +108,8 @@ def test_commands_in_one_process_share_one_connection_and_survive_its_loss(db_ur
     assert backend() == first
     if first is None:  # SQLite opens its file per command
         return
-    with transaction(db_url, write=True) as session:
-        assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+    with transaction(db_url, write=True) as session:  # writes share it
+        assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 

@@ -157,7 +157,7 @@ def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = 
     if reuse and not keep:
         # a connection kept between commands: checked before each, and no server-side
         # prepared statements that a migration in between could leave stale
-        pooling = {"pool_size": 1, "max_overflow": 4, "pool_pre_ping": True}
+        pooling = {"pool_size": 1, "max_overflow": -1, "pool_pre_ping": True}
         connect["prepare_threshold"] = None
     engine = create_engine(parsed, connect_args=connect, **pooling)
     if read_only:
@@ -185,29 +185,24 @@ def command_engine(url: str, *, write: bool, read_only: bool = False) -> Engine:
     between commands, checked before reuse, instead of starting a server process per command
     that loads its catalog caches afresh. SQLite opens its file per command (cheap, and a file
     replaced meanwhile is the one read)."""
-    key = (url, write, read_only)
+    # one engine serves reads and writes on PostgreSQL, where ``write`` changes nothing
+    sqlite = parse_url(url).get_backend_name() == "sqlite"
+    key = (url, write or not sqlite, read_only)
     with _ENGINES_LOCK:
         engine = _ENGINES.pop(key, None)
         if engine is None:
-            engine = make_engine(url, write=write, read_only=read_only, reuse=True)
+            engine = make_engine(url, write=key[1], read_only=read_only, reuse=True)
         _ENGINES[key] = engine  # the most recent last
         while len(_ENGINES) > KEPT_ENGINES:
             _ENGINES.pop(next(iter(_ENGINES))).dispose()
     return engine
 
 
-def run_engine(url: str, *, read_only: bool = False) -> tuple[Engine, bool]:
-    """The engine a run of many write transactions (batch, expire run) goes through, and
-    whether the run disposes of it at the end: on PostgreSQL the process's command engine
-    (its kept connection serves every transaction), on SQLite one that keeps its one
-    connection for the run."""
-    if parse_url(url).get_backend_name() == "postgresql":
-        return command_engine(url, write=True, read_only=read_only), False
-    return make_engine(url, write=True, keep=True, read_only=read_only), True
-
-
 def _forget_engines_in_child() -> None:
-    """A forked child must not use (or close) its parent's connections."""
+    """A forked child must not use (or close) its parent's connections, nor wait for a lock
+    that a thread of its parent held at the fork."""
+    global _ENGINES_LOCK
+    _ENGINES_LOCK = threading.Lock()
     for engine in _ENGINES.values():
         engine.dispose(close=False)
     _ENGINES.clear()

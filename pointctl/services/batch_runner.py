@@ -174,11 +174,11 @@ def _apply_all(spool: IO[bytes], size: int, lines: int, rejects: _Rejects, *,
                on_progress: Callable[[int, int], None] | None) -> tuple[int, int]:
     """Pass 2: chunk by chunk, one transaction each (a dry run: one transaction, rolled back).
     Returns (applied, replayed); refusals are counted by the rejects file."""
-    from pointctl.db.session import run_engine, run_in_transaction, transaction
+    from pointctl.db.session import make_engine, run_in_transaction, transaction
     from pointctl.services import batch as service
 
     # one connection for every chunk
-    engine, own = run_engine(url, read_only=read_only)
+    engine = make_engine(url, write=True, keep=True, read_only=read_only)
     counts = [0, 0, 0]  # applied, replayed, done
 
     def tally(chunk: list[Any], outcomes: list[Any]) -> None:
@@ -210,6 +210,5 @@ def _apply_all(spool: IO[bytes], size: int, lines: int, rejects: _Rejects, *,
 
                 tally(chunk, run_in_transaction(url, work, write=True, engine=engine))
     finally:
-        if own:
-            engine.dispose()
+        engine.dispose()
     return counts[0], counts[1]

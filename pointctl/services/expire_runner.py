@@ -34,10 +34,10 @@ def run_due(url: str, *, until: datetime | None = None, accounts: Sequence[str] 
 
     ``on_progress(done, total)`` is called with ``done=0`` once the due evaluations are
     listed, then after each one (not in a dry run). ``engine``: the engine to perform them
-    through, left open; by default ``run_engine``'s.
+    through, left open; by default one that keeps one connection, disposed at the end.
     """
     from pointctl.core import clock
-    from pointctl.db.session import run_engine, run_in_transaction, transaction
+    from pointctl.db.session import make_engine, run_in_transaction, transaction
     from pointctl.services import expiry
 
     until = until or clock.now()
@@ -52,8 +52,8 @@ def run_due(url: str, *, until: datetime | None = None, accounts: Sequence[str] 
         url, lambda session: expiry.due_evaluations(session, until=until,
                                                         accounts=accounts),
         write=False, read_only=read_only)
-    pooled, own = (engine, False) if engine is not None else \
-        run_engine(url, read_only=read_only)
+    own = engine is None
+    pooled = engine or make_engine(url, write=True, keep=True, read_only=read_only)
     outcomes: list[Outcome] = []
     if on_progress is not None:
         on_progress(0, len(plan))
