@@ -33,6 +33,7 @@ from pointctl.db.session import parse_url
 from tests.helpers import Cli
 
 PG_ENV = "POINTCTL_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", "postgresql"]
 PACKAGE = Path(__file__).resolve().parent.parent / "pointctl"
 
 
@@ -52,7 +53,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # once, in pytest's own process
         compileall.compile_dir(PACKAGE, quiet=1)
         compileall.compile_file(Path(__file__).with_name("helpers.py"), quiet=1)
-BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session")

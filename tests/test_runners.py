@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from pointctl import (
     create_account,
@@ -19,7 +20,7 @@ from pointctl import (
     set_policy,
     transaction,
 )
-from pointctl.db.session import make_engine
+from pointctl.db.session import command_engine, make_engine, parse_url
 from pointctl.services.batch_runner import BatchSummary
 from pointctl.services.expiry import Outcome
 
@@ -96,29 +97,27 @@ def test_batch_and_expire_runners_from_python(db_url: str, tmp_path: Path,
 
 def test_commands_in_one_process_share_one_connection_and_survive_its_loss(db_url: str) -> None:
     """Commands run from Python (as the tests run the CLI) reuse one engine per URL; on
-    PostgreSQL one server connection, checked before reuse: when the server drops it, the
-    next command opens another instead of failing."""
-    def backend() -> object:
-        with transaction(db_url, write=False) as session:
-            if session.get_bind().dialect.name != "postgresql":
-                return None
-            return session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    PostgreSQL one server connection for reads and writes, checked before reuse: when the
+    server drops it, the next command opens another instead of failing. SQLite keeps the
+    engine but no connection (the file is opened per transaction)."""
+    engine = command_engine(db_url, write=False)
+    assert command_engine(db_url, write=False) is engine
+    if db_url.startswith("sqlite"):
+        assert isinstance(engine.pool, NullPool)
+        return
+
+    def backend(write: bool = False) -> int:
+        with transaction(db_url, write=write) as session:
+            return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
     first = backend()
     assert backend() == first
-    if first is None:  # SQLite opens its file per command
-        return
-    with transaction(db_url, write=True) as session:  # writes share it
-        assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    from pointctl.db.session import parse_url
+    assert backend(write=True) == first  # writes share it
     admin = create_engine(parse_url(db_url), poolclass=NullPool)
     with admin.connect() as connection:
         assert connection.execute(text("SELECT pg_terminate_backend(:pid)"),
                                   {"pid": first}).scalar_one()
     admin.dispose()
     replaced = backend()
-    assert replaced is not None and replaced != first
+    assert replaced != first
     assert backend() == replaced

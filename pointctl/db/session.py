@@ -154,7 +154,7 @@ def make_engine(url: str, *, write: bool, keep: bool = False, read_only: bool = 
 
         return engine
     connect: dict[str, Any] = {"connect_timeout": 5}
-    if reuse and not keep:
+    if reuse:
         # a connection kept between commands: checked before each, and no server-side
         # prepared statements that a migration in between could leave stale
         pooling = {"pool_size": 1, "max_overflow": -1, "pool_pre_ping": True}

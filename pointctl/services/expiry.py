@@ -373,8 +373,9 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
     holders = ("SELECT DISTINCT user_id FROM lot WHERE account_id = :account AND remaining > 0"
                " AND created_at <= :widest AND user_id NOT IN (SELECT user_id FROM balance "
                "WHERE account_id = :account AND evaluated_through >= :at)")
+    chosen = _bind_list(params, "user", sorted(set(users))) if users is not None else ""
     if users is not None:
-        holders += f" AND user_id IN ({_bind_list(params, 'user', sorted(set(users)))})"
+        holders += f" AND user_id IN ({chosen})"
     outcome = Outcome(name, at, performed=True)
     # Most evaluations that a write catches up find no such lot: they build no temporary
     # tables. (A lot committed just after this check is as one committed just after the
@@ -384,7 +385,7 @@ def perform(session: Session, *, account_id: int, at: datetime, actor: str,
               lock=lock, collect_users=collect_users)
     if users is not None:
         sql.run(f"UPDATE balance SET evaluated_through = :at WHERE account_id = :account "
-                f"AND user_id IN ({_bind_list(params, 'user', sorted(set(users)))})", **params)
+                f"AND user_id IN ({chosen})", **params)
         return outcome
     names = account_names(session)
     session.add(ExpirationRun(
