@@ -55,6 +55,29 @@ def pytest_configure(config: pytest.Config) -> None:
         compileall.compile_file(Path(__file__).with_name("helpers.py"), quiet=1)
 
 
+# The tests that take longest (measured), started first: pytest-xdist hands tests out in
+# collection order, and a long test that starts last keeps one worker busy alone at the end.
+SLOW_FIRST = (
+    "tests/test_readme.py::test_walkthrough",
+    "tests/test_catch_up.py::test_a_late_run",
+    "tests/test_customer.py::test_coming_expirations",
+    "tests/test_batch.py::test_killed",
+    "tests/test_batch_equivalence.py::test_batch_gives",
+    "tests/test_completion.py::",
+    "tests/test_customer.py::test_the_view",
+    "tests/test_ledger_model.py::",
+    "tests/test_catch_up.py::",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((n for n, prefix in enumerate(SLOW_FIRST)
+                     if item.nodeid.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: the others keep their order
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"

@@ -4,6 +4,7 @@ punctual run would have left it. On SQLite and PostgreSQL, for every kind of pol
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections import Counter
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from pointctl import run_due, run_file, transaction
-from tests.helpers import Cli
+from tests.helpers import Cli, forked_together
 from tests.test_expiry import at, ok, verify_clean
 
 START = datetime(2026, 3, 1)
@@ -219,10 +220,6 @@ def test_writers_and_a_late_run_at_once_expire_each_lot_once(cli: Cli, tmp_path:
     """Three batch processes write to overlapping users while cron is late and an
     `expire run` runs beside them: every lot is expired (or rolled over) at most once, no
     process fails, and the ledger verifies."""
-    import os
-    import subprocess
-    import sys
-
     t0 = "2026-03-01T00:00:00Z"
     ok(cli, t0, "accounts", "create", "Core", "--default")
     ok(cli, t0, "accounts", "create", "Escrow")
@@ -249,17 +246,14 @@ def test_writers_and_a_late_run_at_once_expire_each_lot_once(cli: Cli, tmp_path:
         path = tmp_path / f"w{worker}.jsonl"
         path.write_text("".join(json.dumps(op) + "\n" for op in ops))
         files.append(path)
-    env = {**os.environ, "POINTCTL_NOW": "2026-03-21T00:00:00Z"}
-    command = [sys.executable, "-m", "pointctl", "--db", cli.url]
-    processes = [subprocess.Popen([*command, "batch", str(path), "--chunk-size", "5"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env=env) for path in files]
-    processes.append(subprocess.Popen([*command, "expire", "run"], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, env=env))
-    for process in processes:
-        _, err = process.communicate(timeout=300)
-        assert process.returncode in (0, 1), err  # 1: some spends refused
-        assert "Traceback" not in err and "unexpected" not in err, err
+    env = {"POINTCTL_NOW": "2026-03-21T00:00:00Z"}
+    commands = [["batch", str(path), "--chunk-size", "5"] for path in files]
+    commands.append(["expire", "run"])
+    # each command a process of its own (forked: pointctl is imported already), all at once
+    for done in forked_together([functools.partial(Cli(cli.url), *args, env=env)
+                                 for args in commands]):
+        assert done.exit_code in (0, 1), done.stderr  # 1: some spends refused
+        assert "Traceback" not in done.stderr and "unexpected" not in done.stderr, done.stderr
     with transaction(cli.url, write=False) as session:
         twice = session.execute(text(
             "SELECT lot_id FROM draw WHERE kind IN ('expire', 'rollover') GROUP BY lot_id "

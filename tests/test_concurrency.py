@@ -3,58 +3,46 @@
 Each worker is a real process with its own connections, so SQLite's BEGIN IMMEDIATE and
 PostgreSQL's row locks are what keep the result exact. A worker runs its share of the commands
 one after another, each a whole pointctl command (its own transaction) run in-process as the
-tests' ``Cli`` runs it: four processes carry thirty commands, four at a time, without paying
-for thirty interpreter start-ups. With SQLite's BEGIN IMMEDIATE taken away every test but the
-one about one name fails; with PostgreSQL's row locks taken away those about inventory,
-spends, transfers and batches fail, those about restrictions in about two runs of three (the
-one name, the one idempotency key and the unlinks rest on unique keys and row writes).
+tests' ``Cli`` runs it: four processes carry thirty commands, four at a time. The workers are
+forked from the test's process (``tests.helpers.Forked``), so they start with pointctl imported
+instead of paying four interpreter start-ups per test. With SQLite's BEGIN IMMEDIATE taken away
+every test fails (all ten, in one run); with PostgreSQL's balance and source row locks taken
+away (``locks.py``) those about spends, transfers, limited sources and batches fail, the one
+about a system limit in one run of two (the one name, the one idempotency key and the unlinks
+rest on unique keys and row writes; inventory changes lock their source through its name).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import Cli, start_together
+from tests.helpers import Cli, Result, forked_together
 
 WORKERS = 4
-ROOT = Path(__file__).resolve().parent.parent
 
-# One worker: imports pointctl, says "ready" and waits for "go" (so that the workers start
-# together rather than one start-up apart), then runs each command of argv[2] (a JSON list) and
-# prints each one's exit code, stdout and stderr as a JSON list.
-WORKER = """
-import json, sys
-from tests.helpers import Cli
-cli = Cli(sys.argv[1])
-commands = json.loads(sys.argv[2])
-sys.stderr.write("ready\\n"); sys.stderr.flush()
-sys.stdin.readline()
-results = []
-for args in commands:
-    result = cli(*args)
-    results.append([result.exit_code, result.stdout, result.stderr])
-sys.stdout.write(json.dumps(results))
-"""
+
+def _share(url: str, commands: list[list[str]]) -> list[Result]:
+    """One worker's commands, one after another, each a whole command (its own
+    transaction)."""
+    cli = Cli(url)
+    return [cli(*args) for args in commands]
 
 
 def run_workers(url: str, commands: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
-    """Runs ``commands`` over ``WORKERS`` processes (command i in worker i % WORKERS, each
-    worker's in order); the outcome of each command, in the order given."""
+    """Runs ``commands`` over ``WORKERS`` processes forked from this one, let go together
+    (command i in worker i % WORKERS, each worker's in order); the outcome of each command, in
+    the order given."""
     shares = [commands[worker::WORKERS] for worker in range(min(WORKERS, len(commands)))]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    done = start_together([[sys.executable, "-c", WORKER, url, json.dumps(share)]
-                           for share in shares], env)
+    done = forked_together([functools.partial(_share, url, share) for share in shares])
     results: dict[int, subprocess.CompletedProcess[str]] = {}
-    for worker, process in enumerate(done):
-        assert process.returncode == 0, process.stderr  # a worker never fails; its commands may
-        for index, (code, out, err) in enumerate(json.loads(process.stdout)):
+    for worker, outcomes in enumerate(done):
+        for index, outcome in enumerate(outcomes):
             results[worker + index * WORKERS] = subprocess.CompletedProcess(
-                commands[worker + index * WORKERS], code, out, err)
+                commands[worker + index * WORKERS], outcome.exit_code, outcome.stdout,
+                outcome.stderr)
     return [results[index] for index in range(len(commands))]
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import Cli, snapshot
+from tests.helpers import Cli, fork_cli, snapshot
 from tests.test_expiry import at, ok
 from tests.test_reports import koalla
 
@@ -211,10 +209,8 @@ def test_the_view_is_one_snapshot_while_other_processes_write(cli: Cli, tmp_path
         path.write_text("".join(json.dumps(op) + "\n" for op in ops))
         files.append(path)
     ok(cli, "2026-03-01T00:00:00Z", "issue", "hot", "5", "--source", "Base")
-    writers = [subprocess.Popen([sys.executable, "-m", "pointctl", "--db", cli.url, "batch",
-                                 str(path), "--chunk-size", "1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-               for path in files]
+    # processes of their own, forked from this one (pointctl is imported already)
+    writers = [fork_cli(cli.url, "batch", str(path), "--chunk-size", "1") for path in files]
     seen = set()
     try:
         while any(writer.poll() is None for writer in writers) or len(seen) < 2:
@@ -229,5 +225,6 @@ def test_the_view_is_one_snapshot_while_other_processes_write(cli: Cli, tmp_path
                 break
     finally:
         for writer in writers:
-            assert writer.wait(timeout=120) == 0, writer.stderr.read() if writer.stderr else ""
+            done = writer.result(timeout=120)
+            assert done.exit_code == 0, done.stderr
     assert len(seen) >= 2  # the views fell between different commits

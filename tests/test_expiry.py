@@ -566,26 +566,23 @@ def test_an_evaluation_waits_for_a_spend_holding_the_balance(
     the same lots waits for it instead of working from a stale snapshot (SQLite: one writer)."""
     if not cli.url.startswith("postgresql"):
         pytest.skip("row locks are PostgreSQL's; SQLite serialises all writers")
-    import os
     import subprocess
-    import sys
 
     from pointctl.db.session import transaction
     from pointctl.services import ledger
+    from tests.helpers import fork_cli
 
     t0 = "2026-03-01T00:00:00Z"
     ok(cli, t0, "accounts", "create", "Core", "--default", "--no-negative")
     ok(cli, t0, "sources", "create", "Base")
     ok(cli, t0, "issue", "ann", "100", "--source", "Base")
     ok(cli, t0, "accounts", "expiration", "Core", "--rolling", "--older-than", "1d")
-    env = {**os.environ, "POINTCTL_NOW": "2026-03-03T00:00:00Z", "POINTCTL_ACTOR": "cron"}
+    env = {"POINTCTL_NOW": "2026-03-03T00:00:00Z", "POINTCTL_ACTOR": "cron"}
     monkeypatch.setenv("POINTCTL_NOW", "2026-03-01T12:00:00Z")  # before the first evaluation
     with transaction(cli.url, write=True) as session:
         ledger.spend(session, user="ann", points=30,
                      options=ledger.WriteOptions(actor="holder", at=None))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pointctl", "--db", cli.url, "expire", "run", "--format",
-             "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        process = fork_cli(cli.url, "expire", "run", "--format", "json", env=env)
         with pytest.raises(subprocess.TimeoutExpired):
             process.wait(timeout=3)
     out, err = process.communicate(timeout=60)

@@ -264,11 +264,10 @@ def _open_issue(url: str, user: str, points: int) -> Any:
 
 
 def _start(url: str, *args: str) -> Any:
-    import subprocess
-    import sys
+    """A pointctl command in a process of its own, forked from this one."""
+    from tests.helpers import fork_cli
 
-    return subprocess.Popen([sys.executable, "-m", "pointctl", "--db", url, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return fork_cli(url, *args)
 
 
 def _finishes_while_held(url: str, holder_user: str, user: str, points: int) -> tuple[bool, str]:

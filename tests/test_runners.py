@@ -4,7 +4,9 @@ command line, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -121,3 +123,27 @@ def test_commands_in_one_process_share_one_connection_and_survive_its_loss(db_ur
     replaced = backend()
     assert replaced != first
     assert backend() == replaced
+
+
+def test_a_forked_child_leaves_its_parents_connection_alone(db_url: str) -> None:
+    """A child forked after commands ran (the tests fork their concurrent writers) opens
+    connections of its own and never closes the parent's: on PostgreSQL the parent's server
+    session outlives the child, whose commands ran on another one."""
+    from tests.helpers import Forked, Result
+
+    def backend() -> int:
+        with transaction(db_url, write=True) as session:
+            if session.connection().dialect.name == "sqlite":
+                return os.getpid()
+            return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    parents = backend()
+
+    def in_child() -> Result:
+        first = backend()
+        gc.collect()  # whatever the child dropped of its parent's is gone now
+        return Result(0, f"{first} {backend()}", "")
+
+    child_first, child_second = map(int, Forked(in_child).result(timeout=60).stdout.split())
+    assert child_first != parents and child_second == child_first
+    assert backend() == parents  # the parent's connection is still its own, still open

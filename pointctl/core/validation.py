@@ -15,7 +15,10 @@ MAX_ACTOR_LENGTH = 200  # who acted, as every audit entry records it
 def has_control(text: str) -> bool:
     """Whether a text holds a control character (Unicode category C: tabs, line breaks, NUL,
     format and unassigned characters), which no name, id or text of pointctl may hold."""
-    return any(unicodedata.category(ch).startswith("C") for ch in text)
+    # str.isprintable() is false for every character of category C (and for some others,
+    # such as a no-break space): only then is each character looked at
+    return not text.isprintable() and any(unicodedata.category(ch).startswith("C")
+                                          for ch in text)
 
 
 def clean_name(name: str | None, *, what: str) -> str:

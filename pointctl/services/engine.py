@@ -214,6 +214,9 @@ class _CatchUp(Exception):
         self.index, self.due, self.moment = index, due, moment
 
 
+_MIN_WINDOW = 16  # the fewest requests a chunk after a catch-up takes
+
+
 def apply(session: Session, requests: Sequence[Request], *, lock: bool = True,
           catch_up: bool = True) -> list[Outcome]:
     """Decide and write the requests in order; each outcome is the result of one request or
@@ -234,12 +237,21 @@ def apply(session: Session, requests: Sequence[Request], *, lock: bool = True,
     before: dict[str, set[int]] | None = None
     left: set[Pair] = set()  # balance rows created by a chunk that stopped for a catch-up
     used: set[Pair] = set()
-    while True:
-        chunk = _Chunk(session, rest, lock=lock, catch_up=catch_up)
+    # The first chunk takes every request: before it stops for a catch-up it has locked, in
+    # the one lock order, every balance row that any later chunk of these requests locks. A
+    # later chunk takes a window of the requests left, which doubles while no catch-up stops
+    # it and starts again at twice the distance to the last stop: when late evaluations stop
+    # the requests every few lines, each restart reads a few requests, not all that are left.
+    window = len(rest)
+    while rest:
+        chunk = _Chunk(session, rest[:window], lock=lock, catch_up=catch_up)
         try:
             outcomes += chunk.run()
             used |= chunk.used
-            break
+            rest = rest[window:]
+            window *= 2
+            before = None
+            continue
         except _CatchUp as stop:
             late = stop  # the name of an except clause ends with it
             left |= chunk.created
@@ -257,11 +269,11 @@ def apply(session: Session, requests: Sequence[Request], *, lock: bool = True,
             outcomes.append(error)
             rest = rest[late.index + 1:]
             before = None
-            if not rest:
-                break
+            window = max(_MIN_WINDOW, 2 * late.index)
             continue
         rest = rest[late.index:]
         before = late.due
+        window = max(_MIN_WINDOW, 2 * late.index)
     # rows the stopped chunks created for requests refused since, that hold nothing
     locks.drop_empty_balances(session, left - used)
     return outcomes
