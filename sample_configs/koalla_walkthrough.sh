@@ -43,6 +43,7 @@ pointctl --read-only history cust-1042 --at 2026-09-10T12:00
 pointctl report audit --user cust-1042 --limit 8
 pointctl report audit --search ride --type issue --limit 3
 pointctl report liability --last-month
+pointctl report debt
 pointctl report liability --daily --from 2026-09-19 --to 2026-09-21 --source "Ride Share Partner"
 pointctl report sources --last-month --no-chart --export koalla-september.csv
 pointctl report sources --from 2026-09-15 --to 2026-09-21 --source "Koalla Credit Card"

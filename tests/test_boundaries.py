@@ -74,6 +74,7 @@ BASE: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     ("report",): ([], {}),
     ("report", "audit"): ([], {"--limit": "5"}),
     ("report", "liability"): ([], {}),
+    ("report", "debt"): ([], {"--limit": "5"}),
     ("report", "sources"): ([], {"--no-chart": ""}),
     ("config",): ([], {}),
     ("config", "set"): (["timezone", "UTC"], {}),

@@ -250,8 +250,9 @@ def test_liability_follows_issued_points_through_moves(cli: Cli) -> None:
     assert "Total" in table and "330" in table and "185" in table
     as_csv = cli.ok("report", "liability", "--format", "csv",
                     env=at("2026-03-25T00:00:00Z")).stdout
-    assert as_csv.splitlines() == ["source,issued,reversed,spent,adjusted,expired,liability",
-                                   "Base,240,0,90,0,40,110", "Partner,90,15,0,0,0,75"]
+    assert as_csv.splitlines() == [
+        "source,issued,reversed,spent,adjusted,expired,liability,written_off,liability_value,"
+        "point_value,currency", "Base,240,0,90,0,40,110,0,,,", "Partner,90,15,0,0,0,75,0,,,"]
 
 
 def test_liability_daily_opening_flows_and_closing(cli: Cli) -> None:

@@ -47,7 +47,11 @@ AUDIT_CSV_COLUMNS = [
 ]
 LIABILITY_COLUMNS = [("source", "source"), ("issued", "issued"), ("reversed", "reversed"),
                      ("spent", "spent"), ("adjusted", "adjusted"), ("expired", "expired"),
-                     ("liability", "liability")]
+                     ("liability", "liability"), ("written_off", "written off"),
+                     ("liability_value", "value")]
+# CSV and JSON: the value per point and the currency in columns of their own
+LIABILITY_CSV_COLUMNS = [*LIABILITY_COLUMNS, ("point_value", "value per point"),
+                         ("currency", "currency")]
 DAILY_COLUMNS = [("day", "day"), ("source", "source"), ("opening", "opening"),
                  ("issued", "issued"), ("redeemed", "redeemed"), ("adjusted", "adjusted"),
                  ("expired", "expired"), ("reversed", "reversed"), ("closing", "closing")]
@@ -144,12 +148,61 @@ def liability(
                   f"({found['zone']})", empty="No sources.")
         return
     rows = state.call(reports.liability, write=False, sources=sources or [], period=chosen)
-    shown = rows
-    if fmt is OutputFormat.table and len(rows) > 1:
-        shown = [*rows, {"source": "Total", **{key: sum(r[key] for r in rows)
-                                               for key, _ in LIABILITY_COLUMNS[1:]}}]
+    if fmt is not OutputFormat.table:
+        emit_rows(rows, fmt, LIABILITY_CSV_COLUMNS,
+                  title=f"Point liability: points issued {chosen.describe()}",
+                  empty="No sources.")
+        return
+    shown = [{**row, "liability_value": "" if row["liability_value"] is None else
+              f"{row['liability_value']} {row['currency']}"} for row in rows]
+    if len(rows) > 1:
+        shown.append({"source": "Total", "liability_value": "",
+                      **{key: sum(r[key] for r in rows) for key, _ in LIABILITY_COLUMNS[1:-1]}})
+    # money is added up per currency, from the exact figures, and rounded once
+    for code, total in reports.currency_totals(rows, "liability").items():
+        shown.append({"source": f"Total {code}", "liability_value": f"{total} {code}",
+                      **{key: None for key, _ in LIABILITY_COLUMNS[1:-1]}})
     emit_rows(shown, fmt, LIABILITY_COLUMNS,
               title=f"Point liability: points issued {chosen.describe()}", empty="No sources.")
+
+
+DEBT_COLUMNS = [("user", "user"), ("account", "account"), ("debt", "debt"),
+                ("since", "owed since (UTC)"), ("age_days", "age (days)"),
+                ("created_by", "created by"), ("entry", "entry")]
+
+
+class DebtSort(str, Enum):
+    largest = "largest"
+    newest = "newest"
+    oldest = "oldest"
+
+
+@app.command()
+def debt(
+    accounts: AccountsOption = None,
+    sort: Annotated[DebtSort, typer.Option(
+        "--sort", case_sensitive=False, help="largest debt first, or the newest or oldest "
+        "debt first.")] = DebtSort.largest,
+    limit: Annotated[int, typer.Option(
+        "--limit", "-n", metavar="N", parser=whole("--limit", ranged_by_service=True),
+        help="At most this many customers (the totals count them all).")] = 100,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Customers who owe points: per account, the debt and since when it is owed (the spend,
+    subtraction or return that created the oldest part still unpaid)."""
+    from pointctl.services.reports import debt as run_debt
+
+    found = state.call(run_debt, write=False, accounts=accounts or [], sort=sort.value,
+                       limit=limit)
+    if fmt is OutputFormat.json:
+        emit_record(found, fmt, [])
+        return
+    emit_rows(found["rows"], fmt, DEBT_COLUMNS, title="Points owed by customers",
+              empty="No customer owes points.")
+    if fmt is OutputFormat.table and found["debtors"]:
+        per = "; ".join(f"{t['account']}: {t['debt']:,} points by {t['debtors']:,}"
+                        for t in found["accounts"])
+        message(f"{found['debtors']:,} customers owe {found['debt']:,} points ({per})")
 
 
 @app.command("sources")

@@ -25,8 +25,8 @@ LIST_COLUMNS = [
 ]
 FIELDS = [
     ("id", "id"), ("name", "name"), ("status", "status"), ("inventory", "inventory"),
-    ("accounts", "linked accounts"), ("created_at", "created (UTC)"),
-    ("updated_at", "updated (UTC)"),
+    ("point_value", "value per point"), ("accounts", "linked accounts"),
+    ("created_at", "created (UTC)"), ("updated_at", "updated (UTC)"),
 ]
 HISTORY_COLUMNS = [
     ("entry", "entry"), ("change", "change"), ("reference_type", "type"), ("note", "note"),
@@ -55,11 +55,22 @@ def _services() -> Any:
     return sources
 
 
+ValueOption = Annotated[str | None, typer.Option(
+    "--value", metavar="AMOUNT", help="What one point is worth, a decimal with at most 6 "
+    "decimals, such as 0.01 or 0.005 (with --currency).")]
+CurrencyOption = Annotated[str | None, typer.Option(
+    "--currency", metavar="CODE", help="The currency of --value: an ISO 4217 code such as USD, "
+    "EUR or JPY.")]
+
+
 def _display(record: dict[str, Any], fmt: OutputFormat) -> dict[str, Any]:
-    """Tables and CSV say 'unlimited'; JSON keeps inventory null with unlimited: true."""
+    """Tables and CSV say 'unlimited' and '0.01 USD'; JSON keeps inventory null with
+    unlimited: true, and the value and its currency apart."""
     if fmt is OutputFormat.json:
         return record
-    return {**record, "inventory": "unlimited" if record["unlimited"] else record["inventory"]}
+    value = record.get("point_value")
+    return {**record, "inventory": "unlimited" if record["unlimited"] else record["inventory"],
+            "point_value": f"{value} {record['currency']}" if value is not None else "not set"}
 
 
 @app.command()
@@ -75,13 +86,16 @@ def create(
     link: Annotated[list[str] | None, typer.Option(
         "--link", metavar="ACCOUNT", autocompletion=account_names,
         help="Link an active account (repeatable; default: every active account).")] = None,
+    value: ValueOption = None,
+    currency: CurrencyOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Create a point source (active; paused if created with an inventory of 0)."""
     if inventory is not None and unlimited:
         raise InvalidInputError("--inventory and --unlimited cannot be used together")
     result = state.call(_services().create_source, write=True, name=name, inventory=inventory,
-                        link=link or [], actor=state.current.actor)
+                        link=link or [], actor=state.current.actor, value=value,
+                        currency=currency)
     note = f"Created source {result['name']!r} (id {result['id']})"
     if result["status"] == "paused":
         note += ", paused because its inventory is 0"
@@ -134,13 +148,22 @@ def edit(
     unlink: Annotated[list[str] | None, typer.Option(
         "--unlink", metavar="ACCOUNT", autocompletion=account_names,
         help="Unlink an account (repeatable); a source keeps at least one.")] = None,
+    value: ValueOption = None,
+    currency: CurrencyOption = None,
+    no_value: Annotated[bool, typer.Option(
+        "--no-value", help="Clear the value per point (the points then show no money).")
+    ] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Rename a source or change the accounts it deposits into."""
-    if new_name is None and not link and not unlink:
-        raise InvalidInputError("nothing to change: give --name, --link or --unlink")
+    """Rename a source, change the accounts it deposits into, or set what its points are
+    worth."""
+    if new_name is None and not link and not unlink and value is None and currency is None \
+            and not no_value:
+        raise InvalidInputError("nothing to change: give --name, --link, --unlink, --value, "
+                                "--currency or --no-value")
     result = state.call(_services().edit_source, write=True, name=name, new_name=new_name,
-                        link=link or [], unlink=unlink or [])
+                        link=link or [], unlink=unlink or [], value=value, currency=currency,
+                        clear_value=no_value)
     emit_result(_display(result, fmt), fmt, FIELDS, f"Updated source {result['name']!r}")
 
 

@@ -152,6 +152,9 @@ class Source(Table, table=True):
     inventory: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
     created_at: datetime = Field(sa_type=UtcTime, nullable=False)
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    # what one point is worth, in millionths of ``currency``'s unit (NULL: no value set)
+    value_micros: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    currency: str | None = Field(default=None, sa_type=String(3), nullable=True)
 
 
 class Restriction(Table, table=True):

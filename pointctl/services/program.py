@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, PointctlError, RefusedError
 from pointctl.core.expiry import SNAP_TO, check_fixed_date
+from pointctl.core.money import point_value, value_text
 from pointctl.core.schedules import parse_schedule
 from pointctl.core.validation import MAX_POINTS, check_weight, clean_name
 from pointctl.db.models import Account, AccountSource, ExpirationPolicy, Restriction, Source
@@ -37,7 +38,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "expiration": ("type", "every", "older_than", "rollover_to", "snap_to", "date", "min_age",
                    "inactive_for", "percent", "activity"),
     "reactivation": ("window", "min_points"),
-    "sources": ("name", "inventory", "accounts", "status", "restrictions"),
+    "sources": ("name", "inventory", "accounts", "status", "value", "currency", "restrictions"),
     "restrictions": ("max_points", "per", "per_customer"),
 }
 ACCOUNT_DEFAULTS = {"default": False, "allow_negative": True, "qualifying": False,
@@ -322,6 +323,22 @@ def _source(check: _Checker, table: Any, path: str) -> dict[str, Any]:
     if status not in ("active", "paused", "archived"):
         check.fail(f"{path}.status", f"expected active, paused or archived, not {status!r}")
     source["status"] = status
+    if "value" in table or "currency" in table:
+        if isinstance(table.get("value"), float):
+            check.fail(f"{path}.value", f"write the value as text, value = \"{table['value']}\" "
+                                        "(a TOML float is binary, not the decimal meant)")
+        elif not isinstance(table.get("currency", ""), str):
+            check.fail(f"{path}.currency", "expected a currency code such as \"USD\"")
+        else:
+            try:
+                worth = point_value(table.get("value"), table.get("currency"))
+            except InvalidInputError as error:
+                key = "currency" if error.message.startswith("--currency") else "value"
+                check.fail(f"{path}.{key}", error.message.replace("--value", "value")
+                           .replace("--currency", "currency"))
+            else:
+                assert worth is not None
+                source["value"], source["currency"] = value_text(worth[0]), worth[1]
     if inventory == 0 and status == "active":
         check.fail(f"{path}.inventory", "a source with no inventory cannot be active: set "
                                         "status = \"paused\" or give it inventory")
@@ -398,6 +415,8 @@ def export(session: Session) -> dict[str, Any]:
             "name": source.name,
             "inventory": "unlimited" if source.inventory is None else source.inventory,
             "accounts": links.get(source.id or 0, []), "status": source.status,
+            **({} if source.value_micros is None else {
+                "value": value_text(source.value_micros), "currency": source.currency}),
             "restrictions": rules.get(source.id or 0, [])})
     return document
 
@@ -616,7 +635,8 @@ def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: st
     if step.action == "create":
         source_service.create_source(session, name=item["name"], inventory=inventory,
                                      link=item["accounts"], actor=actor,
-                                     note="config apply")
+                                     note="config apply", value=item.get("value"),
+                                     currency=item.get("currency"))
         for rule in item["restrictions"]:
             restrictions.add_restriction(session, source=item["name"], actor=actor, **rule)
         _source_status(session, item, "active" if inventory != 0 else "paused", actor=actor)
@@ -627,6 +647,12 @@ def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: st
     if "name" in fields:  # a change of case
         source_service.edit_source(session, name=step.name, new_name=item["name"])
     name = item["name"]
+    if "value" in fields or "currency" in fields:
+        if item.get("value") is None:
+            source_service.edit_source(session, name=name, clear_value=True)
+        else:
+            source_service.edit_source(session, name=name, value=item["value"],
+                                       currency=item["currency"])
     if "inventory" in fields:
         old, new = fields["inventory"]
         if "unlimited" in (old, new):

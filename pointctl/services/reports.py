@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, or_, select, text
 from sqlmodel import Session, col
 
-from pointctl.core import clock, draws, periods
+from pointctl.core import clock, draws, money, periods
 from pointctl.core.errors import InvalidInputError
 from pointctl.core.periods import Period
 from pointctl.core.validation import did_you_mean
@@ -147,9 +148,10 @@ def liability(session: Session, *, sources: Sequence[str] = (), period: Period =
               ) -> list[dict[str, Any]]:
     """Per source, the points issued in the period and what has become of them since:
     issued = reversed + spent + adjusted + expired + liability (what customers still hold;
-    adjusted: manual subtractions). Points moved
-    by transfers, rollovers and reactivations are followed to their new lots
-    (``lot.origin_lot_id``)."""
+    adjusted: manual subtractions). Points moved by transfers, rollovers and reactivations are
+    followed to their new lots (``lot.origin_lot_id``). ``written_off``: points of these
+    issues returned after they were spent, which the program absorbed (not in the sum); and,
+    where the source has a value per point, the liability in money."""
     chosen = _sources(session, sources)
     sql = RawSql(session)
     low, high = period.bounds(program_zone(session))
@@ -161,11 +163,10 @@ def liability(session: Session, *, sources: Sequence[str] = (), period: Period =
     if high is not None:
         window += " AND r.created_at < :high"
         params["high"] = sql.time(high)
-    # the issued lots of the period (ix_lot_issued_source_time), each with its reversals
-    # (only an issued lot is ever reversed), then every lot its points moved to
     # the issued lots of the period (ix_lot_issued_source_time), then every lot their points
     # moved to; reversals (only an issued lot is ever reversed) counted on the issued lots
-    roots = (f"SELECT r.id, r.source_id, r.original, r.spent, r.expired, r.remaining "
+    roots = (f"SELECT r.id, r.entry_id, r.source_id, r.original, r.spent, r.expired, "
+             f"r.remaining "
              f"FROM lot r WHERE r.origin_lot_id IS NULL AND r.source_id IN ({_ids(chosen)})"
              f"{window}")
     family = (f"SELECT source_id, original AS issued, spent, expired, remaining FROM ({roots}) r "
@@ -192,14 +193,42 @@ def liability(session: Session, *, sources: Sequence[str] = (), period: Period =
         found = figures.setdefault(source_id, {})
         found["adjusted"] = int(points)
         found["spent"] = found.get("spent", 0) - int(points)
+    # returns of these issues after their points were spent: what the program absorbed
+    for source_id, points in sql.run(
+            f"SELECT r.source_id, SUM(e.written_off) FROM entry e JOIN (SELECT DISTINCT "
+            f"entry_id, source_id FROM ({roots}) x) r ON e.related_entry_id = r.entry_id "
+            f"WHERE e.type = 'reversal' AND e.written_off > 0 GROUP BY r.source_id", **params):
+        figures.setdefault(source_id, {})["written_off"] = int(points)
     rows = []
     for source in chosen:
         found = figures.get(source.id or 0, {})
         rows.append({"source": source.name, "issued": found.get("issued", 0),
                      "reversed": found.get("reversed", 0), "spent": found.get("spent", 0),
                      "adjusted": found.get("adjusted", 0), "expired": found.get("expired", 0),
-                     "liability": found.get("liability", 0)})
+                     "liability": found.get("liability", 0),
+                     "written_off": found.get("written_off", 0),
+                     **_valued(source, found.get("liability", 0), "liability_value")})
     return rows
+
+
+def _valued(source: Source, points: int, key: str) -> dict[str, Any]:
+    """The source's value per point and currency, and ``points`` in money under ``key``
+    (rounded half to even to the currency's minor unit; None where no value is set)."""
+    if source.value_micros is None or source.currency is None:
+        return {"point_value": None, "currency": None, key: None}
+    return {"point_value": money.value_text(source.value_micros), "currency": source.currency,
+            key: money.money_text(money.exact(points, source.value_micros), source.currency)}
+
+
+def currency_totals(rows: Sequence[dict[str, Any]], points_key: str) -> dict[str, str]:
+    """Per currency, the money of ``points_key`` over ``rows`` (as ``_valued`` describes them):
+    the exact sum, rounded once."""
+    exact: dict[str, Decimal] = {}
+    for row in rows:
+        if row.get("currency") is not None:
+            amount = money.exact(row[points_key], money.parse_value(row["point_value"]))
+            exact[row["currency"]] = exact.get(row["currency"], Decimal(0)) + amount
+    return {code: money.money_text(amount, code) for code, amount in sorted(exact.items())}
 
 
 def _day_sql(sql: RawSql, column: str, stretches: Sequence[tuple[datetime | None, int]],
@@ -303,3 +332,68 @@ def daily(session: Session, *, sources: Sequence[str] = (), period: Period = Per
             outstanding = closing
     return {"first": first.isoformat(), "last": last.isoformat(), "zone": zone.key,
             "rows": rows}
+
+
+# --- debt -----------------------------------------------------------------------------------
+
+DEBT_SORTS = ("largest", "newest", "oldest")
+
+
+def debt(session: Session, *, accounts: Sequence[str] = (), sort: str = "largest",
+         limit: int = 100) -> dict[str, Any]:
+    """The customers who owe points, per account: the debt, and since when it is owed. A
+    credit repays the oldest debt first, so what is owed now is the newest debt created (by
+    spends, manual subtractions and reversals beyond the balance): ``since`` is the time of the
+    oldest of those debits still unpaid. Totals per account cover every debtor, also those
+    beyond ``limit``."""
+    if sort not in DEBT_SORTS:
+        raise InvalidInputError(f"unknown sort {sort!r}{did_you_mean(sort, DEBT_SORTS)}; choose "
+                                f"from {', '.join(DEBT_SORTS)}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInputError(f"--limit must be between 1 and {MAX_LIMIT}")
+    chosen = accounts_by_names(session, accounts) if accounts else []
+    where = f" AND b.account_id IN ({', '.join(str(int(a.id or 0)) for a in chosen)})" \
+        if chosen else ""
+    sql = RawSql(session)
+    names = {int(i): n for i, n in sql.run("SELECT id, name FROM account")}
+    owed: dict[tuple[str, int], int] = {}
+    for user, account, points in sql.run(
+            f"SELECT b.user_id, b.account_id, b.debt FROM balance b WHERE b.debt > 0{where}"):
+        owed[(user, int(account))] = int(points)
+    # the debits that made debt (less what reversals of spends cancelled of it), newest
+    # first: they add up to what is owed at the oldest one still unpaid
+    started: dict[tuple[str, int], tuple[Any, str, int]] = {}
+    covered: dict[tuple[str, int], int] = {}
+    for user, account, at, kind, entry_id, points in sql.run(
+            "SELECT e.user_id, e.account_id, e.occurred_at, e.type, e.id, d.points - "
+            "(SELECT coalesce(sum(r.points), 0) FROM draw r WHERE r.kind = 'restore' "
+            "AND r.lot_id IS NULL AND r.reverses_draw_id = d.id) "
+            "FROM balance b JOIN entry e ON e.user_id = b.user_id AND e.account_id = "
+            "b.account_id JOIN draw d ON d.entry_id = e.id AND d.kind = 'debt' "
+            f"WHERE b.debt > 0{where} ORDER BY e.occurred_at DESC, e.id DESC"):
+        pair = (user, int(account))
+        if points <= 0 or covered.get(pair, 0) >= owed[pair]:
+            continue
+        covered[pair] = covered.get(pair, 0) + int(points)
+        started[pair] = (at, kind, int(entry_id))
+    now = clock.now()
+    rows = []
+    for (user, account), points in owed.items():
+        at, kind, entry_id = started.get((user, account), (None, None, None))
+        since = at if at is None or isinstance(at, datetime) else datetime.fromisoformat(at)
+        rows.append({"user": user, "account": names[account], "debt": points,
+                     "since": clock.format_time(since) if since else None,
+                     "age_days": (now - since).days if since else None,
+                     "created_by": kind, "entry": entry_id})
+    keys = {"largest": lambda r: (-r["debt"], r["since"] or "", r["user"]),
+            "newest": lambda r: ("" if r["since"] is None else r["since"], r["user"]),
+            "oldest": lambda r: (r["since"] or "", r["user"])}
+    rows.sort(key=keys[sort], reverse=sort == "newest")
+    totals: dict[str, dict[str, int]] = {}
+    for row in rows:
+        total = totals.setdefault(row["account"], {"debtors": 0, "debt": 0})
+        total["debtors"] += 1
+        total["debt"] += row["debt"]
+    return {"rows": rows[:limit], "debtors": len(rows),
+            "debt": sum(row["debt"] for row in rows),
+            "accounts": [{"account": name, **figures} for name, figures in sorted(totals.items())]}

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from pointctl.core import clock
 from pointctl.core.errors import InvalidInputError, RefusedError
+from pointctl.core.money import point_value, value_text
 from pointctl.core.validation import MAX_POINTS, check_points, check_text, clean_name, name_key
 from pointctl.db.models import Account, AccountSource, Source
 from pointctl.services import restrictions
@@ -53,6 +54,8 @@ def describe_source(
         "status": source.status,
         "unlimited": source.inventory is None,
         "inventory": source.inventory,
+        "point_value": None if source.value_micros is None else value_text(source.value_micros),
+        "currency": source.currency,
         "accounts": accounts,
         "account_count": len(accounts),
         "created_at": clock.format_time(source.created_at),
@@ -79,13 +82,17 @@ def create_source(
     link: Sequence[str] = (),
     actor: str,
     note: str | None = None,
+    value: str | int | None = None,
+    currency: str | None = None,
 ) -> dict[str, Any]:
     """A new active source; ``inventory=None`` means unlimited. Without ``link``, the source
     links to every active account. An initial inventory of 0 creates it paused (a source
-    with no inventory cannot be active)."""
+    with no inventory cannot be active). ``value`` and ``currency``: what one point is worth
+    (``money.point_value``)."""
     name = clean_name(name, what="source")
     if inventory is not None:
         check_points(inventory, what="--inventory", minimum=0)
+    worth = point_value(value, currency)
     ensure_name_free(session, Source, name)
     if link:
         accounts = _accounts_to_link(session, link)
@@ -102,6 +109,7 @@ def create_source(
     source = Source(
         name=name, name_key=name_key(name), inventory=inventory,
         status="paused" if inventory == 0 else "active", created_at=moment, updated_at=moment,
+        value_micros=worth[0] if worth else None, currency=worth[1] if worth else None,
     )
     session.add(source)
     flush_unique(session, Source, name)
@@ -146,10 +154,19 @@ def edit_source(
     new_name: str | None = None,
     link: Sequence[str] = (),
     unlink: Sequence[str] = (),
+    value: str | int | None = None,
+    currency: str | None = None,
+    clear_value: bool = False,
 ) -> dict[str, Any]:
-    """Rename, link and unlink. Only an active source can be linked to more accounts; a source
-    keeps at least one linked account."""
+    """Rename, link and unlink, set or clear the value per point. Only an active source can be
+    linked to more accounts; a source keeps at least one linked account."""
+    if clear_value and (value is not None or currency is not None):
+        raise InvalidInputError("--no-value cannot be used with --value or --currency")
     source = source_by_name(session, name, lock=True)
+    current = None if source.value_micros is None or source.currency is None else \
+        (source.value_micros, source.currency)
+    worth = None if clear_value else point_value(value, currency, current=current)
+    source.value_micros, source.currency = worth if worth else (None, None)
     if new_name is not None:
         new_name = clean_name(new_name, what="source")
         ensure_name_free(session, Source, new_name, except_id=source.id)
