@@ -74,6 +74,7 @@ READS: list[list[str]] = [
     ["expire", "status"],
     ["report", "audit", "--user", "ann"],
     ["report", "liability", "--this-month"],
+    ["report", "debt"],
     ["report", "sources", "--this-month", "--no-chart"],
     ["config", "show"],
     ["config", "export"],  # TOML: takes no --format
