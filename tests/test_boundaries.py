@@ -75,6 +75,8 @@ BASE: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     ("report", "audit"): ([], {"--limit": "5"}),
     ("report", "liability"): ([], {}),
     ("report", "debt"): ([], {"--limit": "5"}),
+    ("report", "partner"): (["Stock"], {}),
+    ("report", "breakage"): ([], {"--closed-after": "1y"}),
     ("report", "sources"): ([], {"--no-chart": ""}),
     ("config",): ([], {}),
     ("config", "set"): (["timezone", "UTC"], {}),

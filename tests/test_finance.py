@@ -4,10 +4,13 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import Cli, snapshot
 from tests.test_expiry import at, ok, verify_clean
+from tests.test_reports import smtp_server  # noqa: F401 - a fixture
 
 T0 = "2026-03-01T00:00:00Z"
 
@@ -174,3 +177,125 @@ def test_no_debt_no_rows(cli: Cli) -> None:
     assert empty.exit_code == 0 and "No customer owes points." in empty.stdout + empty.stderr
     assert ok(cli, T0, "report", "debt") == {"rows": [], "debtors": 0, "debt": 0,
                                              "accounts": []}
+
+
+def test_partner_statement_per_day_and_in_total(cli: Cli, tmp_path: Path,
+                                                smtp_server: Any) -> None:  # noqa: F811
+    from email import message_from_bytes
+
+    ok(cli, T0, "accounts", "create", "Core", "--default")
+    ok(cli, T0, "config", "set", "timezone", "America/New_York")
+    ok(cli, T0, "sources", "create", "Ride", "--value", "0.005", "--currency", "USD")
+    ok(cli, T0, "sources", "create", "Other")
+    # New York days: 23:30 on the 1st is 04:30Z on the 2nd
+    ok(cli, "2026-03-02T04:30:00Z", "issue", "ann", "101", "--source", "Ride",
+       "--reference-id", "ride-1")
+    ok(cli, "2026-03-02T15:00:00Z", "issue", "bob", "3", "--source", "Ride")
+    ok(cli, "2026-03-02T16:00:00Z", "issue", "bob", "500", "--source", "Other")
+    ok(cli, "2026-03-02T17:00:00Z", "reverse", "--reference-id", "ride-1", "--points", "1")
+    ok(cli, "2026-03-04T17:00:00Z", "issue", "cy", "7", "--source", "Ride")
+    when = at("2026-03-05T12:00:00Z")
+    found = ok(cli, "2026-03-05T12:00:00Z", "report", "partner", "ride", "--from",
+               "2026-03-01", "--to", "2026-03-03")
+    # 0.505 -> 0.50 and 0.010 -> 0.01 by day; the total 0.515 -> 0.52, rounded once
+    assert [(r["day"], r["issued"], r["reversed"], r["net"], r["value"])
+            for r in found["rows"]] == [("2026-03-01", 101, 0, 101, "0.50"),
+                                        ("2026-03-02", 3, 1, 2, "0.01"),
+                                        ("2026-03-03", 0, 0, 0, "0.00")]
+    assert found["total"] == {"issued": 104, "reversed": 1, "net": 103, "value": "0.52"}
+    assert (found["source"], found["point_value"], found["currency"], found["zone"]) == (
+        "Ride", "0.005", "USD", "America/New_York")
+    table = cli.ok("report", "partner", "Ride", "--from", "2026-03-01", "--to", "2026-03-03",
+                   env={**when, "COLUMNS": "120"}).stdout
+    assert "0.005 USD per point" in table and "│ Total      │    104 │" in table
+    assert "0.52 USD" in table
+    target = tmp_path / "ride.csv"
+    env = {**when, "POINTCTL_SMTP_URL": f"smtp://127.0.0.1:{smtp_server[1]}",
+           "POINTCTL_SMTP_FROM": "reports@koalla.test"}
+    done = cli.ok("report", "partner", "Ride", "--from", "2026-03-01", "--to", "2026-03-03",
+                  "--export", str(target), "--email", "billing@ride.test", env=env)
+    rows = ["day,issued,reversed,net,value,currency", "2026-03-01,101,0,101,0.50,USD",
+            "2026-03-02,3,1,2,0.01,USD", "2026-03-03,0,0,0,0.00,USD"]
+    assert target.read_text().splitlines() == rows
+    assert "Wrote 3 rows to" in done.stderr and "Mailed ride.csv to billing@ride.test" in \
+        done.stderr
+    message = message_from_bytes(smtp_server[0].messages[0].content)
+    assert message["Subject"] == "pointctl partner statement 2026-03-01 to 2026-03-03"
+    part = next(p for p in message.walk() if p.get_filename())
+    assert part.get_payload(decode=True).decode().splitlines() == rows
+    as_json = tmp_path / "ride.json"
+    cli.ok("report", "partner", "Ride", "--from", "2026-03-01", "--to", "2026-03-03",
+           "--export", str(as_json), env=when)
+    assert json.loads(as_json.read_text())["total"]["value"] == "0.52"
+    # a source without a value: points only
+    other = ok(cli, "2026-03-05T12:00:00Z", "report", "partner", "Other", "--from",
+               "2026-03-02", "--to", "2026-03-02")
+    assert (other["rows"][0]["net"], other["rows"][0]["value"], other["total"]["value"]) == (
+        500, None, None)
+    before = snapshot(cli.url)
+    for args, code, error in (
+            (["Nope"], 3, "Error: no source named 'Nope' (known sources: Other, Ride)"),
+            (["Ride", "--export", str(tmp_path / "x.txt")], 2,
+             f"Error: --export {tmp_path / 'x.txt'}: the file name must end in .csv or .json")):
+        refused = cli("report", "partner", *args, env=when)
+        assert (refused.exit_code, refused.stderr) == (code, error + "\n")
+    assert snapshot(cli.url) == before
+
+
+def test_breakage_by_cohort_and_the_estimate_from_closed_cohorts(cli: Cli) -> None:
+    ok(cli, T0, "accounts", "create", "Core", "--default")
+    ok(cli, T0, "sources", "create", "Base", "--value", "0.01", "--currency", "USD")
+    ok(cli, T0, "accounts", "expiration", "Core", "--rolling", "--older-than", "30d",
+       "--every", "daily")
+    # January: 160 issued, 40 redeemed, the other 120 expire in February (closed: 75%)
+    ok(cli, "2026-01-05T12:00:00Z", "issue", "ann", "100", "--source", "Base")
+    ok(cli, "2026-01-10T12:00:00Z", "issue", "bob", "60", "--source", "Base")
+    ok(cli, "2026-01-20T12:00:00Z", "spend", "ann", "40")
+    # February: 200 issued, 20 reversed, 30 redeemed, 150 expire in March (closed: 150/180)
+    ok(cli, "2026-02-10T12:00:00Z", "issue", "cy", "200", "--source", "Base",
+       "--reference-id", "o1")
+    ok(cli, "2026-02-11T12:00:00Z", "reverse", "--reference-id", "o1", "--points", "20")
+    ok(cli, "2026-02-12T12:00:00Z", "spend", "cy", "30")
+    # March: 80 outstanding (open)
+    ok(cli, "2026-03-20T12:00:00Z", "issue", "dee", "80", "--source", "Base")
+    ok(cli, "2026-03-25T12:00:00Z", "expire", "run")
+    found = ok(cli, "2026-03-25T12:00:00Z", "report", "breakage")
+    assert [(r["cohort"], r["issued"], r["reversed"], r["redeemed"], r["expired"],
+             r["outstanding"], r["closed"], r["breakage_rate"], r["estimated_breakage"])
+            for r in found["rows"]] == [
+        ("2026-01", 160, 0, 40, 120, 0, True, "75.00%", None),
+        ("2026-02", 200, 20, 30, 150, 0, True, "83.33%", None),
+        ("2026-03", 80, 0, 0, 0, 80, False, None, 64)]
+    # the closed cohorts together: 270 of 340 expired; 80 x 27/34 = 63.53 points, 0.6353 USD
+    (summary,) = found["sources"]
+    assert summary == {"source": "Base", "closed_cohorts": 2, "open_cohorts": 1,
+                       "closed_issued": 340, "closed_expired": 270, "breakage_rate": "79.41%",
+                       "outstanding": 80, "estimated_breakage": 64,
+                       "estimated_value": "0.64", "currency": "USD"}
+    # only the cohorts of the period: 80 x 150/180 = 66.67 points, 0.6667 USD
+    (since_february,) = ok(cli, "2026-03-25T12:00:00Z", "report", "breakage", "--from",
+                           "2026-02-01")["sources"]
+    assert (since_february["breakage_rate"], since_february["estimated_breakage"],
+            since_february["estimated_value"]) == ("83.33%", 67, "0.67")
+    # one quarter, still open: no closed cohort, no rate, no estimate
+    quarter = ok(cli, "2026-03-25T12:00:00Z", "report", "breakage", "--cohort", "quarter")
+    assert [(r["cohort"], r["issued"], r["outstanding"], r["closed"]) for r in
+            quarter["rows"]] == [("2026-Q1", 440, 80, False)]
+    assert quarter["sources"][0]["estimated_breakage"] is None
+    # a year after March ended, March is closed by its age, 80 points still outstanding: it
+    # joins the rate (270 of 420) and nothing is left to estimate
+    later = ok(cli, "2027-04-01T12:00:00Z", "report", "breakage", "--closed-after", "1y")
+    assert [(r["cohort"], r["outstanding"], r["closed"], r["breakage_rate"])
+            for r in later["rows"]] == [("2026-01", 0, True, "75.00%"),
+                                        ("2026-02", 0, True, "83.33%"),
+                                        ("2026-03", 80, True, "0.00%")]
+    assert (later["sources"][0]["breakage_rate"], later["sources"][0]["estimated_breakage"]) \
+        == ("64.29%", 0)
+    table = cli.ok("report", "breakage", env={**at("2026-03-25T12:00:00Z"), "COLUMNS": "160"})
+    assert "79.41%" in table.stdout and "0.64 USD" in table.stdout
+    for args, error in ((["--closed-after", "soon"], "Error: invalid --closed-after 'soon'"),
+                        (["--cohort", "year"], "Error: Invalid value for '--cohort'"),
+                        (["--source", "Nope"], "Error: no source named 'Nope'")):
+        refused = cli("report", "breakage", *args)
+        assert refused.exit_code in (2, 3) and refused.stderr.startswith(error), args
+        assert refused.stderr.count("\n") == 1

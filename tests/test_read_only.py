@@ -75,6 +75,8 @@ READS: list[list[str]] = [
     ["report", "audit", "--user", "ann"],
     ["report", "liability", "--this-month"],
     ["report", "debt"],
+    ["report", "partner", "Ride"],
+    ["report", "breakage"],
     ["report", "sources", "--this-month", "--no-chart"],
     ["config", "show"],
     ["config", "export"],  # TOML: takes no --format

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pointctl.cli import state
+from pointctl.cli.complete import source_names
 from pointctl.cli.numbers import whole
 from pointctl.cli.options import (
     AccountsOption,
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 # top-level commands (`pointctl verify`): the root finds them here by name
 commands = typer.Typer()
 
-app = typer.Typer(help="Reports: the audit log, point liability and the point-source report.",
+app = typer.Typer(help="Reports: the audit log, point liability and debt, the point-source "
+                  "report and partner statements.",
                   no_args_is_help=True)
 
 AUDIT_COLUMNS = [
@@ -205,6 +207,14 @@ def debt(
         message(f"{found['debtors']:,} customers owe {found['debt']:,} points ({per})")
 
 
+ExportOption = Annotated[Path | None, typer.Option(
+    "--export", metavar="FILE.csv|FILE.json", dir_okay=False,
+    help="Write the raw data to this file.")]
+EmailOption = Annotated[str | None, typer.Option(
+    "--email", metavar="a@x,b@y", help="Mail the data (the --export file, or a CSV) through "
+    "the SMTP server of POINTCTL_SMTP_URL.")]
+
+
 @app.command("sources")
 def sources_report(
     sources: SourcesOption = None,
@@ -214,24 +224,15 @@ def sources_report(
         "--view", case_sensitive=False, help="What the chart shows: daily or cumulative "
         "figures.")] = ChartView.daily,
     no_chart: Annotated[bool, typer.Option("--no-chart", help="The table only.")] = False,
-    export: Annotated[Path | None, typer.Option(
-        "--export", metavar="FILE.csv|FILE.json", dir_okay=False,
-        help="Write the raw daily and cumulative data to this file.")] = None,
-    email: Annotated[str | None, typer.Option(
-        "--email", metavar="a@x,b@y", help="Mail the data (the --export file, or a CSV) "
-        "through the SMTP server of POINTCTL_SMTP_URL.")] = None,
+    export: ExportOption = None,
+    email: EmailOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Per day and source: points issued, redeemed and expired, with cumulative columns and a
     chart under the table."""
-    from pointctl.core.errors import InvalidInputError
-    from pointctl.services import mail, reports
+    from pointctl.services import reports
 
-    if export is not None and export.suffix.lower() not in EXPORT_TYPES:
-        raise InvalidInputError(f"--export {export}: the file name must end in .csv or .json")
-    to = mail.recipients(email) if email is not None else None
-    if to is not None:
-        mail.sender()  # a bad POINTCTL_SMTP_FROM is bad input: nothing runs
+    to = _check_delivery(export, email)
     chosen = period(last, this_month, last_month, start, end)
     found = state.call(reports.daily, write=False, sources=sources or [], period=chosen)
     rows = [{key: row[key] for key, _ in SOURCE_COLUMNS} for row in found["rows"]]
@@ -247,8 +248,34 @@ def sources_report(
 
             console = stdout_console()
             console.print(render(rows, view=view.value, width=min(console.width, 120)))
+    _deliver(found, SOURCE_COLUMNS, export, to, stem="pointctl-sources",
+             what="point-source report")
+
+
+def _check_delivery(export: Path | None, email: str | None) -> list[str] | None:
+    """Before anything runs: the --export file name and the --email recipients (and the
+    sender a mail would have), as ``report sources`` and ``report partner`` take them."""
+    from pointctl.core.errors import InvalidInputError
+    from pointctl.services import mail
+
+    if export is not None and export.suffix.lower() not in EXPORT_TYPES:
+        raise InvalidInputError(f"--export {export}: the file name must end in .csv or .json")
+    to = mail.recipients(email) if email is not None else None
+    if to is not None:
+        mail.sender()  # a bad POINTCTL_SMTP_FROM is bad input: nothing runs
+    return to
+
+
+def _deliver(found: dict[str, Any], columns: list[tuple[str, str]], export: Path | None,
+             to: list[str] | None, *, stem: str, what: str) -> None:
+    """Write the report's rows to --export (CSV of ``columns``, or the whole JSON document)
+    and mail that file, or a CSV, to --email."""
+    from pointctl.core.errors import InvalidInputError
+    from pointctl.services import mail
+
+    rows = found["rows"]
     suffix = export.suffix.lower() if export is not None else ".csv"
-    data = _export_bytes(found, suffix)
+    data = _export_bytes(found, suffix, columns)
     if export is not None:
         try:
             export.write_bytes(data)
@@ -259,15 +286,15 @@ def sources_report(
     if to is not None:
         server = mail.server_from_env()
         name = export.name if export is not None else \
-            f"pointctl-sources-{found['first']}-to-{found['last']}.csv"
-        mail.send(server, to=to, subject=f"pointctl point-source report {found['first']} to "
-                  f"{found['last']}", body=f"The point-source report, {found['first']} to "
+            f"{stem}-{found['first']}-to-{found['last']}.csv"
+        mail.send(server, to=to, subject=f"pointctl {what} {found['first']} to "
+                  f"{found['last']}", body=f"The {what}, {found['first']} to "
                   f"{found['last']} ({found['zone']}), is attached: {len(rows)} rows.\n",
                   filename=name, data=data, mime=EXPORT_TYPES[suffix])
         message(f"Mailed {name} to {', '.join(to)} through {server}")
 
 
-def _export_bytes(found: dict[str, Any], suffix: str) -> bytes:
+def _export_bytes(found: dict[str, Any], suffix: str, columns: list[tuple[str, str]]) -> bytes:
     import csv
     import io
     import json
@@ -276,10 +303,109 @@ def _export_bytes(found: dict[str, Any], suffix: str) -> bytes:
         return (json.dumps(found, indent=2) + "\n").encode()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([key for key, _ in SOURCE_COLUMNS])
+    writer.writerow([key for key, _ in columns])
     for row in found["rows"]:
-        writer.writerow([csv_cell(row[key]) for key, _ in SOURCE_COLUMNS])
+        writer.writerow([csv_cell(row[key]) for key, _ in columns])
     return out.getvalue().encode()
+
+
+BREAKAGE_COLUMNS = [("source", "source"), ("cohort", "cohort"), ("issued", "issued"),
+                    ("reversed", "reversed"), ("redeemed", "redeemed"),
+                    ("adjusted", "adjusted"), ("expired", "expired"),
+                    ("outstanding", "outstanding"), ("closed", "closed"),
+                    ("breakage_rate", "breakage rate"),
+                    ("estimated_breakage", "est. breakage")]
+BREAKAGE_SUMMARY = [("source", "source"), ("closed_cohorts", "closed cohorts"),
+                    ("breakage_rate", "breakage rate"), ("outstanding", "open outstanding"),
+                    ("estimated_breakage", "est. breakage"),
+                    ("estimated_value", "est. value")]
+
+
+class Cohort(str, Enum):
+    month = "month"
+    quarter = "quarter"
+
+
+@app.command()
+def breakage(
+    cohort: Annotated[Cohort, typer.Option(
+        "--cohort", case_sensitive=False, help="Group the issued points by the month or "
+        "quarter they were issued in.")] = Cohort.month,
+    sources: SourcesOption = None,
+    last: LastOption = None, this_month: ThisMonthOption = False,
+    last_month: LastMonthOption = False, start: FromOption = None, end: ToOption = None,
+    closed_after: Annotated[str, typer.Option(
+        "--closed-after", metavar="AGE", help="A cohort this long past its end counts as "
+        "closed even with points outstanding (e.g. 12mo, 2y).")] = "12mo",
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Breakage: per source and issue cohort, what became of the points; the breakage rate of
+    the closed cohorts (expired / (issued - reversed)) and, at that rate, how much of what is
+    still outstanding is expected never to be redeemed, in points and money."""
+    from pointctl.services import reports
+
+    chosen = period(last, this_month, last_month, start, end)
+    found = state.call(reports.breakage, write=False, cohort=cohort.value,
+                       sources=sources or [], period=chosen, closed_after=closed_after)
+    if fmt is OutputFormat.json:
+        emit_record(found, fmt, [])
+        return
+    title = (f"Breakage by {found['cohort']} of issue, {found['first']} to {found['last']} "
+             f"({found['zone']}; closed: nothing outstanding, or ended {found['closed_after']} "
+             "ago)")
+    shown = found["rows"] if fmt is OutputFormat.csv else [
+        {**row, "closed": "yes" if row["closed"] else "no"} for row in found["rows"]]
+    emit_rows(shown, fmt, BREAKAGE_COLUMNS, title=title, empty="No points issued.")
+    if fmt is OutputFormat.table and found["rows"]:
+        emit_rows([{**s, "estimated_value": _money(s["estimated_value"], s["currency"])}
+                   for s in found["sources"]], fmt, BREAKAGE_SUMMARY,
+                  title="Estimated breakage of the points outstanding in open cohorts")
+
+
+PARTNER_COLUMNS = [("day", "day"), ("issued", "issued"), ("reversed", "reversed"),
+                   ("net", "net"), ("value", "value")]
+PARTNER_CSV_COLUMNS = [*PARTNER_COLUMNS, ("currency", "currency")]
+
+
+@app.command()
+def partner(
+    source: Annotated[str, typer.Argument(
+        metavar="SOURCE", help="The partner's source (case-insensitive).",
+        autocompletion=source_names)],
+    last: LastOption = None, this_month: ThisMonthOption = False,
+    last_month: LastMonthOption = False, start: FromOption = None, end: ToOption = None,
+    export: ExportOption = None,
+    email: EmailOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """A partner's statement: per day and in total the points its source issued, reversed,
+    the net and its value (what the partner is billed)."""
+    from pointctl.services import reports
+
+    to = _check_delivery(export, email)
+    chosen = period(last, this_month, last_month, start, end)
+    found = state.call(reports.partner, write=False, source=source, period=chosen)
+    if fmt is OutputFormat.json:
+        emit_record(found, fmt, [])
+    else:
+        rows = found["rows"]
+        shown = rows
+        if fmt is OutputFormat.table:
+            shown = [*({**row, "value": _money(row["value"], found["currency"])} for row in rows),
+                     {"day": "Total", **{k: found["total"][k] for k in ("issued", "reversed",
+                                                                       "net")},
+                      "value": _money(found["total"]["value"], found["currency"])}]
+        value = f"{found['point_value']} {found['currency']} per point" \
+            if found["point_value"] else "no value per point set"
+        emit_rows(shown, fmt, PARTNER_CSV_COLUMNS if fmt is OutputFormat.csv else PARTNER_COLUMNS,
+                  title=f"Partner statement: {found['source']}, {found['first']} to "
+                  f"{found['last']} ({found['zone']}; {value})", empty="No days.")
+    _deliver(found, PARTNER_CSV_COLUMNS, export, to,
+             stem=f"pointctl-partner-{found['source_id']}", what="partner statement")
+
+
+def _money(amount: str | None, currency: str | None) -> str | None:
+    return None if amount is None else f"{amount} {currency}"
 
 
 @commands.command()

@@ -10,6 +10,7 @@ exact sum of its parts, not summed from rounded parts.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from fractions import Fraction
 
 from pointctl.core.errors import InvalidInputError
 
@@ -112,3 +113,11 @@ def point_value(value: str | int | None, currency: str | None, *,
             raise InvalidInputError("--value needs --currency (an ISO 4217 code such as USD)")
         code = current[1]
     return micros, code
+
+
+def fraction_text(amount: Fraction, currency: str) -> str:
+    """An exact rational amount (an estimate) rounded half to even to the currency's minor
+    unit, as text."""
+    digits = CURRENCIES[currency]
+    minor = round(amount * 10**digits)  # round() of a Fraction: half to even
+    return money_text(Decimal(minor).scaleb(-digits), currency)

@@ -4,7 +4,7 @@ credit (amount spent / amount expired)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -397,3 +397,130 @@ def debt(session: Session, *, accounts: Sequence[str] = (), sort: str = "largest
     return {"rows": rows[:limit], "debtors": len(rows),
             "debt": sum(row["debt"] for row in rows),
             "accounts": [{"account": name, **figures} for name, figures in sorted(totals.items())]}
+
+
+# --- partner statements ---------------------------------------------------------------------
+
+def partner(session: Session, *, source: str, period: Period = Period()) -> dict[str, Any]:
+    """What a partner's source issued per day of the period (program time zone) and in total:
+    issued, reversed (returns of its issues, on the day of the return), net = issued -
+    reversed, and the net in money where the source has a value per point (each day's figure
+    and the total rounded once from the exact amount)."""
+    (chosen,) = sources_by_names(session, [source])
+    found = daily(session, sources=[chosen.name], period=period)
+    rows = []
+    for row in found["rows"]:
+        net = row["issued"] - row["reversed"]
+        rows.append({"day": row["day"], "issued": row["issued"], "reversed": row["reversed"],
+                     "net": net, **_valued(chosen, net, "value")})
+    total_net = sum(row["net"] for row in rows)
+    valued = _valued(chosen, total_net, "value")
+    return {"source": chosen.name, "source_id": chosen.id, "first": found["first"],
+            "last": found["last"], "zone": found["zone"],
+            "point_value": valued["point_value"], "currency": valued["currency"],
+            "rows": [{key: value for key, value in row.items()
+                      if key not in ("point_value",)} for row in rows],
+            "total": {"issued": sum(row["issued"] for row in rows),
+                      "reversed": sum(row["reversed"] for row in rows), "net": total_net,
+                      "value": valued["value"]}}
+
+
+# --- breakage -------------------------------------------------------------------------------
+
+COHORTS = ("month", "quarter")
+MAX_COHORTS = 600
+
+
+def _cohorts(first: date, last: date, kind: str) -> list[tuple[str, Period]]:
+    """The months (or quarters) from ``first`` to ``last``, each cut to those days."""
+    step = 1 if kind == "month" else 3
+    start = date(first.year, (first.month - 1) // step * step + 1, 1)
+    found = []
+    while start <= last:
+        month = start.month - 1 + step
+        after = date(start.year + month // 12, month % 12 + 1, 1)
+        label = f"{start:%Y-%m}" if kind == "month" else \
+            f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+        found.append((label, Period(max(start, first), min(after - timedelta(days=1), last))))
+        if len(found) > MAX_COHORTS:
+            raise InvalidInputError(f"more than {MAX_COHORTS} cohorts: narrow the period or "
+                                    "use --cohort quarter")
+        start = after
+    return found
+
+
+def breakage(session: Session, *, cohort: str = "month", sources: Sequence[str] = (),
+             period: Period = Period(), closed_after: str = "12mo") -> dict[str, Any]:
+    """Per source and issue cohort (the month or quarter, in the program's time zone, in which
+    the points were issued): issued, reversed, redeemed, adjusted, expired and outstanding, as
+    ``liability`` counts them. A cohort is closed when nothing of it is outstanding or it ended
+    at least ``closed_after`` ago; its observed breakage rate is expired / (issued -
+    reversed). Per source, the rate of all its closed cohorts together (their expired points
+    over their issued less reversed points) estimates how much of the points still outstanding
+    in its open cohorts will never be redeemed, in points and in money; estimates are exact
+    fractions rounded half to even once, to whole points and to the currency's minor unit."""
+    from fractions import Fraction
+
+    from pointctl.core.durations import parse_duration
+
+    if cohort not in COHORTS:
+        raise InvalidInputError(f"unknown cohort {cohort!r}{did_you_mean(cohort, COHORTS)}; "
+                                f"choose from {', '.join(COHORTS)}")
+    age = parse_duration(closed_after, what="--closed-after")
+    chosen = _sources(session, sources)
+    zone = program_zone(session)
+    now = clock.now()
+    today = clock.to_local(now, zone).date()
+    first = period.first or _first_day(RawSql(session), _ids(chosen), zone) or today
+    last = min(period.last or today, today)
+    cutoff = age.subtract_from(now)
+    rows: list[dict[str, Any]] = []
+    for label, part in _cohorts(first, last, cohort) if first <= last else []:
+        ended = part.bounds(zone)[1]
+        for found in liability(session, sources=[s.name for s in chosen], period=part):
+            if not found["issued"]:
+                continue
+            net = found["issued"] - found["reversed"]
+            closed = found["liability"] == 0 or (ended is not None and ended <= cutoff)
+            rows.append({"source": found["source"], "cohort": label,
+                         "issued": found["issued"], "reversed": found["reversed"],
+                         "redeemed": found["spent"], "adjusted": found["adjusted"],
+                         "expired": found["expired"], "outstanding": found["liability"],
+                         "closed": closed,
+                         "breakage_rate": _percent(Fraction(found["expired"], net))
+                         if closed and net > 0 else None})
+    summaries = []
+    for source in chosen:
+        mine = [row for row in rows if row["source"] == source.name]
+        closed_net = sum(r["issued"] - r["reversed"] for r in mine if r["closed"])
+        closed_expired = sum(r["expired"] for r in mine if r["closed"])
+        rate = Fraction(closed_expired, closed_net) if closed_net > 0 else None
+        open_points = sum(r["outstanding"] for r in mine if not r["closed"])
+        for row in mine:
+            if not row["closed"] and rate is not None:
+                row["estimated_breakage"] = round(row["outstanding"] * rate)
+        estimate = None if rate is None else open_points * rate
+        valued = source.value_micros is not None and source.currency is not None \
+            and estimate is not None
+        summaries.append({
+            "source": source.name, "closed_cohorts": sum(r["closed"] for r in mine),
+            "open_cohorts": sum(not r["closed"] for r in mine),
+            "closed_issued": closed_net, "closed_expired": closed_expired,
+            "breakage_rate": None if rate is None else _percent(rate),
+            "outstanding": open_points,
+            "estimated_breakage": None if estimate is None else round(estimate),
+            "estimated_value": money.fraction_text(
+                estimate * Fraction(source.value_micros or 0, money.MICROS),
+                source.currency or "") if valued and estimate is not None else None,
+            "currency": source.currency if valued else None})
+    for row in rows:
+        row.setdefault("estimated_breakage", None)
+    return {"cohort": cohort, "closed_after": closed_after, "zone": zone.key,
+            "first": first.isoformat(), "last": last.isoformat(), "rows": rows,
+            "sources": summaries}
+
+
+def _percent(rate: Any) -> str:
+    """A rate as a percentage with two decimals, rounded half to even: 1/8 -> "12.50%"."""
+    hundredths = round(rate * 10_000)
+    return f"{hundredths // 100}.{hundredths % 100:02d}%"
