@@ -55,8 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
         compileall.compile_file(Path(__file__).with_name("helpers.py"), quiet=1)
 
 
-# The tests that take longest (measured), started first: pytest-xdist hands tests out in
-# collection order, and a long test that starts last keeps one worker busy alone at the end.
+# The tests that take longest (measured), started first on every worker, so that none of them
+# is left running alone at the end.
 SLOW_FIRST = (
     "tests/test_readme.py::test_walkthrough",
     "tests/test_catch_up.py::test_a_late_run",
@@ -70,12 +70,33 @@ SLOW_FIRST = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """pytest-xdist's worksteal hands each of the n workers one contiguous block of the
+    collection (its first block: len // n, then the rest likewise), and idle workers steal
+    from the end of others' queues. So the slow tests are dealt out, longest first, to the
+    start of each block; the others keep their order. (Every worker collects and orders alike,
+    as xdist requires.)"""
     def rank(item: pytest.Item) -> int:
         return next((n for n, prefix in enumerate(SLOW_FIRST)
                      if item.nodeid.startswith(prefix)), len(SLOW_FIRST))
 
-    items.sort(key=rank)  # stable: the others keep their order
+    ordered = sorted(items, key=rank)  # stable
+    slow = [item for item in ordered if rank(item) < len(SLOW_FIRST)]
+    rest = ordered[len(slow):]
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    if workers < 2:
+        items[:] = ordered
+        return
+    sizes, left = [], len(items)
+    for n in range(workers):
+        sizes.append(left // (workers - n))
+        left -= sizes[-1]
+    blocks = [slow[n::workers] for n in range(workers)]
+    for n, block in enumerate(blocks):
+        take = max(0, sizes[n] - len(block))
+        block += rest[:take]
+        del rest[:take]
+    items[:] = [item for block in blocks for item in block] + rest
 
 
 @pytest.fixture(scope="session")

@@ -152,7 +152,8 @@ class Forked:
             try:
                 os.close(self._go)
                 os.close(out_read)
-                os.read(go_read, 1)
+                if os.read(go_read, 1) != b"g":  # the test went away before saying go
+                    os._exit(98)
                 try:
                     result = job()
                     code = result.exit_code if isinstance(result, Result) else 0
@@ -231,8 +232,10 @@ def fork_cli(url: str, *args: str, env: dict[str, str] | None = None, go: bool =
 def forked_together(jobs: Sequence[Callable[[], Any]], timeout: float = 300) -> list[Any]:
     """Each job in a forked process, all let go at once after the last is forked, so that they
     overlap; their outcomes, in order."""
-    children = [Forked(job, go=False) for job in jobs]
+    children: list[Forked] = []
     try:
+        for job in jobs:
+            children.append(Forked(job, go=False))
         for child in children:
             child.go()
         return [child.result(timeout) for child in children]

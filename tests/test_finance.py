@@ -40,6 +40,13 @@ def test_a_source_carries_a_value_per_point_in_a_currency(cli: Cli, tmp_path: Pa
          "Error: --value must be a decimal amount such as 0.01, got '1,5'"),
         (["create", "X", "--value", "nan", "--currency", "USD"],
          "Error: --value must be a decimal amount such as 0.01, got 'nan'"),
+        (["create", "X", "--value", "1e-999999999", "--currency", "USD"],
+         "Error: --value must be a decimal amount such as 0.01, got '1e-999999999'"),
+        (["create", "X", "--value", "0.0100000000000000000000000000001", "--currency", "USD"],
+         "Error: --value '0.0100000000000000000000000000001' has more than 6 decimals; a value "
+         "per point is kept to a millionth of the currency unit"),
+        (["edit", "Nope", "--value", "abc"],
+         "Error: --value must be a decimal amount such as 0.01, got 'abc'"),
         (["create", "X", "--value", "2000000", "--currency", "USD"],
          "Error: --value '2000000' is too large: at most 1,000,000 per point"),
         (["create", "X", "--value", "0.01", "--currency", "USX"],
@@ -74,28 +81,28 @@ def test_a_source_carries_a_value_per_point_in_a_currency(cli: Cli, tmp_path: Pa
 
 def test_liability_in_money_is_rounded_half_to_even_once(cli: Cli) -> None:
     ok(cli, T0, "accounts", "create", "Core", "--default")
-    ok(cli, T0, "sources", "create", "A", "--value", "0.005", "--currency", "USD")
-    ok(cli, T0, "sources", "create", "B", "--value", "0.005", "--currency", "USD")
-    ok(cli, T0, "sources", "create", "C", "--value", "0.005", "--currency", "USD")
+    for name in "ABCD":
+        ok(cli, T0, "sources", "create", name, "--value", "0.005", "--currency", "USD")
     ok(cli, T0, "sources", "create", "Yen", "--value", "1.5", "--currency", "JPY")
     ok(cli, T0, "sources", "create", "Plain")
-    for source, points in (("A", 1), ("B", 1), ("C", 3), ("Yen", 5), ("Plain", 9)):
+    for source, points in (("A", 1), ("B", 1), ("C", 1), ("D", 3), ("Yen", 5), ("Plain", 9)):
         ok(cli, T0, "issue", "ann", str(points), "--source", source)
     rows = {row["source"]: row for row in ok(cli, T0, "report", "liability")}
     # 0.005 -> 0.00 and 0.015 -> 0.02 (half to even), 7.5 yen -> 8
     assert {name: (row["liability"], row["point_value"], row["currency"],
                    row["liability_value"]) for name, row in rows.items()} == {
         "A": (1, "0.005", "USD", "0.00"), "B": (1, "0.005", "USD", "0.00"),
-        "C": (3, "0.005", "USD", "0.02"), "Yen": (5, "1.5", "JPY", "8"),
-        "Plain": (9, None, None, None)}
-    # the total per currency is the exact sum (0.025), rounded once: 0.02, not 0.00+0.00+0.02
+        "C": (1, "0.005", "USD", "0.00"), "D": (3, "0.005", "USD", "0.02"),
+        "Yen": (5, "1.5", "JPY", "8"), "Plain": (9, None, None, None)}
+    # the total per currency is the exact sum (0.030), rounded once: 0.03, where the rounded
+    # lines add up to 0.02
     table = cli.ok("report", "liability", env={"COLUMNS": "160"}).stdout
     totals = {line.split("│")[1].strip(): line.split("│")[-2].strip()
               for line in table.splitlines() if "Total" in line}
-    assert totals == {"Total": "", "Total JPY": "8 JPY", "Total USD": "0.02 USD"}
+    assert totals == {"Total": "", "Total JPY": "8 JPY", "Total USD": "0.03 USD"}
     ok(cli, T0, "issue", "bob", "1", "--source", "A")  # A: 2 points, 0.01 exactly
     table = cli.ok("report", "liability", env={"COLUMNS": "160"}).stdout
-    assert "│ 0.01 USD │" in table and "│ 0.03 USD │" in table  # 0.030 in all
+    assert "│ 0.01 USD │" in table and "│ 0.04 USD │" in table  # 0.035 -> 0.04 (to even)
     as_csv = cli.ok("report", "liability", "--format", "csv").stdout.splitlines()
     assert as_csv[0].endswith(",liability,written_off,liability_value,point_value,currency")
     assert as_csv[1] == "A,2,0,0,0,0,2,0,0.01,0.005,USD"

@@ -136,7 +136,9 @@ def liability(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Point liability per source: the points issued in the period and what became of them
-    (liability = issued - reversed - spent - expired: what customers still hold)."""
+    (liability = issued - reversed - spent - adjusted - expired: what customers still hold),
+    the points of those issues written off by returns, and the liability in money where the
+    source has a value per point (with a total per currency)."""
     from pointctl.services import reports
 
     chosen = period(last, this_month, last_month, start, end)

@@ -9,7 +9,8 @@ exact sum of its parts, not summed from rounded parts.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 from pointctl.core.errors import InvalidInputError
@@ -28,7 +29,7 @@ _TWO = (
     "TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES WST XCD YER ZAR ZMW ZWG"
 ).split()
 CURRENCIES: dict[str, int] = {
-    **dict.fromkeys(_TWO, 2),
+    **dict.fromkeys(_TWO + ["VED", "XCG"], 2),
     **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(), 0),
     **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
 }
@@ -45,30 +46,33 @@ def check_currency(code: str, *, what: str = "--currency") -> str:
     return wanted
 
 
+_DECIMAL = re.compile(r"[+-]?(\d+)(?:\.(\d*))?|[+-]?\.(\d+)", re.ASCII)
+
+
 def parse_value(text: str | int, *, what: str = "--value") -> int:
-    """A value per point, written as a decimal ("0.01", "0.005", "2"): its millionths. Floats
-    are never taken (a binary fraction is not the decimal that was meant)."""
+    """A value per point, written as a decimal ("0.01", "0.005", "2"): its millionths, read
+    digit by digit (no exponents, no rounding). Floats are never taken (a binary fraction is
+    not the decimal that was meant)."""
     if isinstance(text, bool) or not isinstance(text, str | int):
         raise InvalidInputError(f"{what} must be a decimal written as text, such as \"0.01\", "
                                 f"got {text!r}")
-    try:
-        amount = Decimal(str(text).strip())
-    except InvalidOperation:
+    written = str(text).strip()
+    match = _DECIMAL.fullmatch(written)
+    if match is None:
         raise InvalidInputError(f"{what} must be a decimal amount such as 0.01, got "
-                                f"{str(text)!r}") from None
-    if not amount.is_finite():
-        raise InvalidInputError(f"{what} must be a decimal amount such as 0.01, got "
-                                f"{str(text)!r}")
-    if amount <= 0:
-        raise InvalidInputError(f"{what} must be more than 0, got {str(text)!r}")
-    micros = amount * MICROS
-    if micros != micros.to_integral_value():
-        raise InvalidInputError(f"{what} {str(text)!r} has more than {VALUE_DIGITS} decimals; a "
-                                f"value per point is kept to a millionth of the currency unit")
-    if micros > MAX_VALUE_MICROS:
-        raise InvalidInputError(f"{what} {str(text)!r} is too large: at most "
+                                f"{written[:40]!r}")
+    whole, fraction = match[1] or "0", (match[2] or match[3] or "").rstrip("0")
+    if written.startswith("-") or not (whole.strip("0") or fraction):
+        raise InvalidInputError(f"{what} must be more than 0, got {written[:40]!r}")
+    if len(fraction) > VALUE_DIGITS:
+        raise InvalidInputError(f"{what} {written[:40]!r} has more than {VALUE_DIGITS} "
+                                "decimals; a value per point is kept to a millionth of the "
+                                "currency unit")
+    if len(whole.lstrip("0")) > 7 or \
+            int(whole) * MICROS + int(fraction.ljust(VALUE_DIGITS, "0")) > MAX_VALUE_MICROS:
+        raise InvalidInputError(f"{what} {written[:40]!r} is too large: at most "
                                 f"{MAX_VALUE_MICROS // MICROS:,} per point")
-    return int(micros)
+    return int(whole) * MICROS + int(fraction.ljust(VALUE_DIGITS, "0"))
 
 
 def value_text(micros: int) -> str:
@@ -80,7 +84,7 @@ def value_text(micros: int) -> str:
 
 def exact(points: int, micros: int) -> Decimal:
     """Points at a value per point, exactly."""
-    return Decimal(points * micros) / MICROS
+    return Decimal(points * micros).scaleb(-VALUE_DIGITS)
 
 
 def rounded(amount: Decimal, currency: str) -> Decimal:

@@ -238,13 +238,17 @@ def apply(session: Session, requests: Sequence[Request], *, lock: bool = True,
     left: set[Pair] = set()  # balance rows created by a chunk that stopped for a catch-up
     used: set[Pair] = set()
     # The first chunk takes every request: before it stops for a catch-up it has locked, in
-    # the one lock order, every balance row that any later chunk of these requests locks. A
-    # later chunk takes a window of the requests left, which doubles while no catch-up stops
-    # it and starts again at twice the distance to the last stop: when late evaluations stop
-    # the requests every few lines, each restart reads a few requests, not all that are left.
+    # the one lock order, the balance rows of all of them (source rows and customer locks are
+    # taken by each chunk that gets that far, in order within it, as the chunks after a stop
+    # always did). A later chunk takes a window of the requests left, which doubles while no
+    # catch-up stops it and starts again at twice the distance to the last stop: when late
+    # evaluations stop the requests every few lines, each restart reads a few requests, not
+    # all that are left. Every chunk has the same "now", so a request without a time of its
+    # own has one moment whichever chunk decides it.
     window = len(rest)
+    now = clock.now()
     while rest:
-        chunk = _Chunk(session, rest[:window], lock=lock, catch_up=catch_up)
+        chunk = _Chunk(session, rest[:window], lock=lock, catch_up=catch_up, now=now)
         try:
             outcomes += chunk.run()
             used |= chunk.used
@@ -256,7 +260,7 @@ def apply(session: Session, requests: Sequence[Request], *, lock: bool = True,
             late = stop  # the name of an except clause ends with it
             left |= chunk.created
         if late.index:
-            head = _Chunk(session, rest[:late.index], lock=lock, catch_up=False)
+            head = _Chunk(session, rest[:late.index], lock=lock, catch_up=False, now=now)
             outcomes += head.run()
             used |= head.used
         try:
@@ -432,7 +436,7 @@ class _Ids:
 
 class _Chunk:
     def __init__(self, session: Session, requests: Sequence[Request], *, lock: bool = True,
-                 catch_up: bool = True) -> None:
+                 catch_up: bool = True, now: datetime | None = None) -> None:
         self.session = session
         self.lock = lock
         self.catch_up = catch_up
@@ -441,7 +445,7 @@ class _Chunk:
         self.postgres = self.connection.dialect.name == "postgresql"
         self.requests = requests
         self.outcomes: list[Outcome | None] = [None] * len(requests)
-        self.now = clock.now()
+        self.now = now or clock.now()
         self.decided = 0
         # times as the database stores them (psycopg: datetimes; SQLite: SQLAlchemy's text)
         self.stored: Any = (lambda moment: moment) if self.postgres else self._text_time

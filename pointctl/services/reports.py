@@ -150,7 +150,8 @@ def liability(session: Session, *, sources: Sequence[str] = (), period: Period =
     issued = reversed + spent + adjusted + expired + liability (what customers still hold;
     adjusted: manual subtractions). Points moved by transfers, rollovers and reactivations are
     followed to their new lots (``lot.origin_lot_id``). ``written_off``: points of these
-    issues returned after they were spent, which the program absorbed (not in the sum); and,
+    issues returned after their points had left the issued lot (spent, expired or moved),
+    which the program absorbed (not in the sum); and,
     where the source has a value per point, the liability in money."""
     chosen = _sources(session, sources)
     sql = RawSql(session)
@@ -193,7 +194,7 @@ def liability(session: Session, *, sources: Sequence[str] = (), period: Period =
         found = figures.setdefault(source_id, {})
         found["adjusted"] = int(points)
         found["spent"] = found.get("spent", 0) - int(points)
-    # returns of these issues after their points were spent: what the program absorbed
+    # returns of these issues after their points had left the lot: what the program absorbed
     for source_id, points in sql.run(
             f"SELECT r.source_id, SUM(e.written_off) FROM entry e JOIN (SELECT DISTINCT "
             f"entry_id, source_id FROM ({roots}) x) r ON e.related_entry_id = r.entry_id "
@@ -344,8 +345,8 @@ def debt(session: Session, *, accounts: Sequence[str] = (), sort: str = "largest
     """The customers who owe points, per account: the debt, and since when it is owed. A
     credit repays the oldest debt first, so what is owed now is the newest debt created (by
     spends, manual subtractions and reversals beyond the balance): ``since`` is the time of the
-    oldest of those debits still unpaid. Totals per account cover every debtor, also those
-    beyond ``limit``."""
+    oldest of those debits still unpaid. Totals per account cover every debt, also those
+    beyond ``limit``; ``debtors`` counts customers (one owing in two accounts counts once)."""
     if sort not in DEBT_SORTS:
         raise InvalidInputError(f"unknown sort {sort!r}{did_you_mean(sort, DEBT_SORTS)}; choose "
                                 f"from {', '.join(DEBT_SORTS)}")
@@ -385,8 +386,9 @@ def debt(session: Session, *, accounts: Sequence[str] = (), sort: str = "largest
                      "since": clock.format_time(since) if since else None,
                      "age_days": (now - since).days if since else None,
                      "created_by": kind, "entry": entry_id})
+    # a debt whose debits are not in the ledger counts as the oldest
     keys = {"largest": lambda r: (-r["debt"], r["since"] or "", r["user"]),
-            "newest": lambda r: ("" if r["since"] is None else r["since"], r["user"]),
+            "newest": lambda r: (r["since"] or "", r["user"]),
             "oldest": lambda r: (r["since"] or "", r["user"])}
     rows.sort(key=keys[sort], reverse=sort == "newest")
     totals: dict[str, dict[str, int]] = {}
@@ -394,7 +396,7 @@ def debt(session: Session, *, accounts: Sequence[str] = (), sort: str = "largest
         total = totals.setdefault(row["account"], {"debtors": 0, "debt": 0})
         total["debtors"] += 1
         total["debt"] += row["debt"]
-    return {"rows": rows[:limit], "debtors": len(rows),
+    return {"rows": rows[:limit], "debtors": len({row["user"] for row in rows}),
             "debt": sum(row["debt"] for row in rows),
             "accounts": [{"account": name, **figures} for name, figures in sorted(totals.items())]}
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from pointctl.core import clock
 from pointctl.core.errors import InvalidInputError, RefusedError
-from pointctl.core.money import point_value, value_text
+from pointctl.core.money import check_currency, parse_value, point_value, value_text
 from pointctl.core.validation import MAX_POINTS, check_points, check_text, clean_name, name_key
 from pointctl.db.models import Account, AccountSource, Source
 from pointctl.services import restrictions
@@ -162,6 +162,10 @@ def edit_source(
     linked to more accounts; a source keeps at least one linked account."""
     if clear_value and (value is not None or currency is not None):
         raise InvalidInputError("--no-value cannot be used with --value or --currency")
+    if value is not None:  # bad input before the look-up: exit 2 whatever the name
+        parse_value(value)
+    if currency is not None:
+        check_currency(currency)
     source = source_by_name(session, name, lock=True)
     current = None if source.value_micros is None or source.currency is None else \
         (source.value_micros, source.currency)
