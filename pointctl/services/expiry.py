@@ -36,6 +36,7 @@ from pointctl.core.expiry import (
     snapped_cutoff,
 )
 from pointctl.core.schedules import Schedule, parse_schedule
+from pointctl.db import bulk
 from pointctl.db.models import Account, ExpirationPolicy, ExpirationRun
 from pointctl.db.rawsql import RawSql
 from pointctl.services import locks
@@ -537,17 +538,19 @@ def _anniversary_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: 
     older_than = parse_duration(policy.older_than or "")
     sql.run("CREATE TEMP TABLE pointctl_anniv (mmdd VARCHAR(5) PRIMARY KEY, cutoff TIMESTAMP)")
     sql.run("CREATE TEMP TABLE pointctl_days (day_start TIMESTAMP PRIMARY KEY, mmdd VARCHAR(5))")
-    sql.session.execute(text("INSERT INTO pointctl_anniv VALUES (:mmdd, :cutoff)"), [
-        {"mmdd": mmdd, "cutoff": sql.time(cutoff)}
-        for mmdd, cutoff in anniversary_cutoffs(at, older_than, zone).items()])
+    # one statement per table (PostgreSQL: arrays; an executemany was 366 round trips)
+    connection = sql.session.connection()
+    bulk.insert(connection, "pointctl_anniv", [("mmdd", "varchar"), ("cutoff", "timestamp")],
+                [(mmdd, sql.time(cutoff))
+                 for mmdd, cutoff in anniversary_cutoffs(at, older_than, zone).items()])
     enrolled = enrolled_sql("SELECT user_id FROM pointctl_exp_user")
     first = sql.run(f"SELECT MIN(enrolled) FROM ({enrolled}) n").scalar_one()
     if first is not None:
         if isinstance(first, str):
             first = datetime.fromisoformat(first)
-        sql.session.execute(text("INSERT INTO pointctl_days VALUES (:start, :mmdd)"), [
-            {"start": sql.time(start), "mmdd": mmdd}
-            for start, mmdd in local_days(first, at, zone)])
+        bulk.insert(connection, "pointctl_days", [("day_start", "timestamp"),
+                                                  ("mmdd", "varchar")],
+                    [(sql.time(start), mmdd) for start, mmdd in local_days(first, at, zone)])
     return f"""{take_all}
         JOIN ({enrolled}) u ON u.user_id = l.user_id
         JOIN pointctl_days d ON d.day_start = (SELECT MAX(day_start) FROM pointctl_days
