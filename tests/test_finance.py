@@ -168,6 +168,12 @@ def test_report_debt_lists_who_owes_what_since_when(cli: Cli) -> None:
     assert as_csv.stdout.splitlines()[:2] == [
         "user,account,debt,since,age_days,created_by,entry",
         "bob,Core,40,2026-06-01T10:00:00Z,14,spend,1"]
+    # bob owes in a second account: two debts, still two customers
+    ok(cli, "2026-06-15T12:00:00Z", "spend", "bob", "5", "--account", "Other")
+    both = ok(cli, "2026-06-15T12:00:00Z", "report", "debt")
+    assert (len(both["rows"]), both["debtors"], both["debt"]) == (3, 2, 52)
+    assert both["accounts"] == [{"account": "Core", "debtors": 1, "debt": 40},
+                                {"account": "Other", "debtors": 2, "debt": 12}]
     for args, code in ((["--sort", "biggest"], 2), (["--account", "Nope"], 3),
                        (["--limit", "0"], 2)):
         refused = cli("report", "debt", *args)
