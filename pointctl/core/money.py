@@ -98,15 +98,23 @@ def money_text(amount: Decimal, currency: str) -> str:
     return f"{rounded(amount, currency):f}"
 
 
-def point_value(value: str | int | None, currency: str | None, *,
+def parse_point_value(value: str | int | None, currency: str | None
+                      ) -> tuple[int | None, str | None]:
+    """``--value`` (millionths) and ``--currency`` as given, each checked on its own: bad input
+    is refused before any source is looked up."""
+    return (None if value is None else parse_value(value),
+            None if currency is None else check_currency(currency))
+
+
+def point_value(given: tuple[int | None, str | None], *,
                 current: tuple[int, str] | None = None) -> tuple[int, str] | None:
-    """The (millionths, currency) a source is set to from ``value`` and ``currency`` as given,
-    over its ``current`` ones: a value needs a currency, given with it or already set; a
-    currency alone re-labels the value already set. Both None: ``current`` unchanged."""
-    if value is None and currency is None:
+    """The (millionths, currency) a source is set to from what was ``given``
+    (``parse_point_value``) over its ``current`` ones: a value needs a currency, given with it
+    or already set; a currency alone re-labels the value already set. Nothing given:
+    ``current`` unchanged."""
+    micros, code = given
+    if micros is None and code is None:
         return current
-    micros = parse_value(value) if value is not None else None
-    code = check_currency(currency) if currency is not None else None
     if micros is None:
         if current is None:
             raise InvalidInputError("--currency needs --value: the source has no value per "

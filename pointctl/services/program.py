@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, PointctlError, RefusedError
 from pointctl.core.expiry import SNAP_TO, check_fixed_date
-from pointctl.core.money import point_value, value_text
+from pointctl.core.money import parse_point_value, point_value, value_text
 from pointctl.core.schedules import parse_schedule
 from pointctl.core.validation import MAX_POINTS, check_weight, clean_name
 from pointctl.db.models import Account, AccountSource, ExpirationPolicy, Restriction, Source
@@ -331,7 +331,8 @@ def _source(check: _Checker, table: Any, path: str) -> dict[str, Any]:
             check.fail(f"{path}.currency", "expected a currency code such as \"USD\"")
         else:
             try:
-                worth = point_value(table.get("value"), table.get("currency"))
+                worth = point_value(parse_point_value(table.get("value"),
+                                                      table.get("currency")))
             except InvalidInputError as error:
                 key = "currency" if error.message.startswith("--currency") else "value"
                 check.fail(f"{path}.{key}", error.message.replace("--value", "value")

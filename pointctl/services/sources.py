@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from pointctl.core import clock
 from pointctl.core.errors import InvalidInputError, RefusedError
-from pointctl.core.money import check_currency, parse_value, point_value, value_text
+from pointctl.core.money import parse_point_value, point_value, value_text
 from pointctl.core.validation import MAX_POINTS, check_points, check_text, clean_name, name_key
 from pointctl.db.models import Account, AccountSource, Source
 from pointctl.services import restrictions
@@ -92,7 +92,7 @@ def create_source(
     name = clean_name(name, what="source")
     if inventory is not None:
         check_points(inventory, what="--inventory", minimum=0)
-    worth = point_value(value, currency)
+    worth = point_value(parse_point_value(value, currency))
     ensure_name_free(session, Source, name)
     if link:
         accounts = _accounts_to_link(session, link)
@@ -162,14 +162,11 @@ def edit_source(
     linked to more accounts; a source keeps at least one linked account."""
     if clear_value and (value is not None or currency is not None):
         raise InvalidInputError("--no-value cannot be used with --value or --currency")
-    if value is not None:  # bad input before the look-up: exit 2 whatever the name
-        parse_value(value)
-    if currency is not None:
-        check_currency(currency)
+    given = parse_point_value(value, currency)  # bad input: exit 2 whatever the name
     source = source_by_name(session, name, lock=True)
     current = None if source.value_micros is None or source.currency is None else \
         (source.value_micros, source.currency)
-    worth = None if clear_value else point_value(value, currency, current=current)
+    worth = None if clear_value else point_value(given, current=current)
     source.value_micros, source.currency = worth if worth else (None, None)
     if new_name is not None:
         new_name = clean_name(new_name, what="source")
