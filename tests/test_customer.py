@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import Cli, fork_cli, snapshot
 from tests.test_expiry import at, ok
-from tests.test_reports import koalla
+from tests.test_reports import SETUP, koalla
 
 NOW = "2026-03-25T00:00:00Z"
 
@@ -42,8 +42,9 @@ def test_everything_about_one_customer(cli: Cli) -> None:
         ("Core", 115, 115)]
     # the latest entries, newest first, with what became of each credit
     assert [(e["id"], e["type"], e["modification"], e["amount_spent"], e["amount_expired"])
-            for e in view["entries"]] == [(18, "issue", 25, 0, 0), (7, "transfer", 30, 0, 0),
-                                          (5, "reversal", 30, None, None)]
+            for e in view["entries"]] == [(SETUP + 6 + 18, "issue", 25, 0, 0),  # 6 changes since
+                                          (SETUP + 7, "transfer", 30, 0, 0),
+                                          (SETUP + 5, "reversal", 30, None, None)]
     assert view["entries_total"] == 6
     # the Partner restrictions, per customer (ann's use) and system (everyone's); not the
     # archived source's

@@ -157,8 +157,8 @@ def test_ledger_matches_the_model(backend: str, sqlite_template: Path,
         pytest.skip("PostgreSQL tests need POINTCTL_TEST_POSTGRES_URL")
     with fresh_database(backend, sqlite_template) as url:
         with transaction(url, write=True) as session:
-            accounts.create_account(session, name="A", is_default=True)
-            accounts.create_account(session, name="B", allow_negative=False)
+            accounts.create_account(session, name="A", is_default=True, actor="model")
+            accounts.create_account(session, name="B", allow_negative=False, actor="model")
             sources.create_source(session, name="S", actor="model")
         model = Model()
         for op in steps:

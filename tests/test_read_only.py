@@ -17,7 +17,7 @@ from pointctl.cli import app, state
 from pointctl.db.session import parse_url
 from tests.helpers import Cli, snapshot
 from tests.test_expiry import at, ok
-from tests.test_reports import koalla
+from tests.test_reports import SETUP, koalla
 
 NOW = "2026-03-25T00:00:00Z"
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -28,7 +28,7 @@ REFUSED = "read-only mode is on (--read-only or POINTCTL_READ_ONLY)"
 WRITES: list[list[str]] = [
     ["issue", "ann", "5", "--source", "Base", "--account", "Core"],
     ["spend", "ann", "5"],
-    ["reverse", "--entry", "1", "--points", "1"],
+    ["reverse", "--entry", str(SETUP + 1), "--points", "1"],
     ["adjust", "ann", "+5", "--account", "Core", "--source", "Base", "--reason", "goodwill"],
     ["transfer", "ann", "5", "--from", "Core", "--to", "Escrow"],
     ["reactivate", "dan", "--account", "Promo", "--points", "5"],

@@ -23,6 +23,11 @@ from tests.test_expiry import at, ok, query
 # --- a small program with every kind of entry -------------------------------------------------
 
 
+# the program's set-up comes first in the audit log, as 8 change entries: ledger entry n of
+# ``koalla`` (numbered in its comments) has the id SETUP + n
+SETUP = 8
+
+
 def koalla(cli: Cli) -> None:
     """Base and Partner sources; a partly reversed spend, a transfer, an issue returned, an
     expiration, an escrow rollover and a reactivation, all in March 2026 (UTC)."""
@@ -44,11 +49,13 @@ def koalla(cli: Cli) -> None:
     ok(cli, "2026-03-03T10:00:00Z", "spend", "ann", "120", "--reference-id", "order-2")  # 3
     ok(cli, "2026-03-04T10:00:00Z", "issue", "bob", "80", "--source", "Base", "--account",
        "Escrow")                                                                  # 4
-    ok(cli, "2026-03-05T10:00:00Z", "reverse", "--entry", "3", "--points", "30")  # 5
+    ok(cli, "2026-03-05T10:00:00Z", "reverse", "--entry", str(SETUP + 3), "--points",
+       "30")                                                                      # 5
     ok(cli, "2026-03-06T10:00:00Z", "transfer", "bob", "30", "--from", "Escrow", "--to", "Core",
        "--to-user", "ann")                                                        # 6, 7
     ok(cli, "2026-03-07T10:00:00Z", "issue", "cy", "40", "--source", "Partner")   # 8
-    ok(cli, "2026-03-07T11:00:00Z", "reverse", "--entry", "8", "--points", "15")  # 9
+    ok(cli, "2026-03-07T11:00:00Z", "reverse", "--entry", str(SETUP + 8), "--points",
+       "15")                                                                      # 9
     ok(cli, "2026-03-08T10:00:00Z", "issue", "dan", "60", "--source", "Base", "--account",
        "Promo")                                                                   # 10
     # Promo expires dan's 60 at the 03-14 evaluation, Escrow rolls bob's 50 at 03-15
@@ -58,11 +65,13 @@ def koalla(cli: Cli) -> None:
 
 
 def audit(cli: Cli, *args: str, when: str = "2026-03-25T00:00:00Z") -> list[dict[str, Any]]:
-    return ok(cli, when, "report", "audit", *args)
+    """The ledger's rows of the audit log (the program's changes left out)."""
+    return [row for row in ok(cli, when, "report", "audit", *args) if row["type"] != "change"]
 
 
 def brief(rows: list[dict[str, Any]]) -> list[tuple]:
-    return [(r["id"], r["type"], r["user"], r["modification"]) for r in rows]
+    """Rows of ``koalla``'s ledger, numbered as in its comments."""
+    return [(r["id"] - SETUP, r["type"], r["user"], r["modification"]) for r in rows]
 
 
 def test_audit_columns_filters_and_what_became_of_each_credit(cli: Cli) -> None:
@@ -104,7 +113,7 @@ def test_audit_columns_filters_and_what_became_of_each_credit(cli: Cli) -> None:
     # every credit row accounts for all its points; other rows carry no figures
     figures = ("amount_spent", "amount_expired", "amount_transferred", "amount_reversed",
                "amount_adjusted", "amount_remaining")
-    every = {r["id"]: r for r in audit(cli)}
+    every = {r["id"] - SETUP: r for r in audit(cli)}
     became = {i: tuple(every[i][f] for f in figures) for i in every
               if every[i]["amount_remaining"] is not None}
     assert became == {
@@ -124,7 +133,8 @@ def test_audit_columns_filters_and_what_became_of_each_credit(cli: Cli) -> None:
     assert sorted(brief(two)) == sorted(
         brief(audit(cli, "--source", "Partner", "--user", "ann"))
         + brief(audit(cli, "--source", "Base", "--user", "ann")))
-    assert {2, 1} <= {r["id"] for r in two} and {r["source"] for r in two} == {"Base", "Partner"}
+    assert {2, 1} <= {r["id"] - SETUP for r in two}
+    assert {r["source"] for r in two} == {"Base", "Partner"}
     refused = cli("report", "audit", "--source", "Base", "--source", "Nope",
                   env=at("2026-03-25T00:00:00Z"))
     assert refused.exit_code == 3 and "no source named 'Nope'" in refused.stderr
@@ -172,17 +182,17 @@ def test_audit_counts_more_matches_only_up_to_a_cap(cli: Cli,
     result = cli.ok("report", "audit", "--limit", "3", env=at("2026-03-25T00:00:00Z"))
     assert result.error == ("Showing the newest 3 of more than 10 matching entries; more than "
                             "7 more matched (raise --limit or narrow the filters)")
-    monkeypatch.setattr(reports, "COUNT_CAP", 14)
+    monkeypatch.setattr(reports, "COUNT_CAP", SETUP + 14)  # every entry, the changes too
     result = cli.ok("report", "audit", "--limit", "3", env=at("2026-03-25T00:00:00Z"))
-    assert result.error.startswith("Showing the newest 3 of 14 matching entries; 11 more")
+    assert result.error.startswith("Showing the newest 3 of 22 matching entries; 19 more")
 
 
 def test_audit_limit_says_how_many_more_matched(cli: Cli) -> None:
     koalla(cli)
     result = cli.ok("report", "audit", "--limit", "3", "--format", "json",
                     env=at("2026-03-25T00:00:00Z"))
-    assert [row["id"] for row in json.loads(result.stdout)] == [14, 13, 12]
-    assert result.error == ("Showing the newest 3 of 14 matching entries; 11 more matched "
+    assert [row["id"] for row in json.loads(result.stdout)] == [SETUP + 14, SETUP + 13, SETUP + 12]
+    assert result.error == ("Showing the newest 3 of 22 matching entries; 19 more matched "
                             "(raise --limit or narrow the filters)")
     exact = cli.ok("report", "audit", "--user", "ann", "--limit", "5")
     assert exact.error == ""  # all 5 shown: no note
@@ -754,6 +764,7 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(cli: Cli, tmp_path: P
     when = at("2026-03-25T00:00:00Z")
     rows = list(csv.DictReader(io.StringIO(
         cli.ok("report", "audit", "--format", "csv", env=when).stdout)))
+    rows = [r for r in rows if r["type"] != "change"]
     assert [(r["user"], r["reference_id"], r["modification"]) for r in rows] == [
         ("'" + evil, "'+1-555", "-30"), ("'" + evil, "'@SUM(A1:A9)", "100")]
     assert rows[1]["source"] == "'=Partner"

@@ -49,8 +49,9 @@ def test_batch_and_expire_runners_from_python(db_url: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POINTCTL_NOW", "2026-03-01T00:00:00Z")
     with transaction(db_url, write=True) as session:
-        create_account(session, name="Spendable", is_default=True, allow_negative=False)
-        create_account(session, name="Escrow", allow_negative=False)
+        create_account(session, name="Spendable", is_default=True, allow_negative=False,
+                       actor="tester")
+        create_account(session, name="Escrow", allow_negative=False, actor="tester")
         create_source(session, name="Base", link=["Escrow"], actor="tester")
         set_policy(session, account="Escrow", kind="rolling", older_than="30d",
                    rollover_to="Spendable", actor="tester")

@@ -23,7 +23,8 @@ def inventory_entries(url: str) -> list[tuple]:
     engine = create_engine(parse_url(url), poolclass=NullPool)
     with engine.connect() as connection:
         rows = connection.execute(text(
-            "SELECT type, source_id, points, reference_type, actor FROM entry ORDER BY id"
+            "SELECT type, source_id, points, reference_type, actor FROM entry "
+            "WHERE type = 'inventory' ORDER BY id"
         )).all()
     engine.dispose()
     return [tuple(row) for row in rows]
@@ -215,13 +216,13 @@ def test_points_returned_to_an_archived_source_expire_from_its_inventory(cli: Cl
     t0 = "2026-03-01T00:00:00Z"
     ok(cli, t0, "accounts", "create", "Core", "--default")
     ok(cli, t0, "sources", "create", "Limited", "--inventory", "100")
-    ok(cli, "2026-03-02T00:00:00Z", "issue", "ann", "40", "--source", "Limited")  # entry 2
+    ok(cli, "2026-03-02T00:00:00Z", "issue", "ann", "40", "--source", "Limited")  # entry 4
     ok(cli, "2026-03-03T00:00:00Z", "sources", "pause", "Limited")
     ok(cli, "2026-03-03T00:00:00Z", "sources", "archive", "Limited", "--yes")  # 60 expire
-    done = ok(cli, "2026-03-04T00:00:00Z", "reverse", "--entry", "2", "--points", "25")
+    done = ok(cli, "2026-03-04T00:00:00Z", "reverse", "--entry", "4", "--points", "25")
     done = done["reversals"][0]
     assert (done["returned_to_source"], done["inventory_expired"]) == (25, 25)
-    said = cli.ok("reverse", "--entry", "2", "--points", "5",
+    said = cli.ok("reverse", "--entry", "4", "--points", "5",
                   env={"POINTCTL_NOW": "2026-03-04T01:00:00Z"}).error
     assert "5 back to the source (archived: they expire from its inventory at once)" in said
     shown = ok(cli, "2026-03-05T00:00:00Z", "sources", "show", "Limited")

@@ -98,7 +98,8 @@ def create(
     """Create a point account (active)."""
     services = _services()
     result = state.call(
-        services.create_account, write=True, name=name, group=group, is_default=default,
+        services.create_account, write=True, actor=state.current.actor, name=name, group=group,
+        is_default=default,
         allow_negative=allow_negative, max_balance=max_balance, qualifying=qualifying,
         pending_for=pending_for, qualifying_weight=qualifying_weight,
         non_qualifying_weight=non_qualifying_weight, link=link or [],
@@ -199,13 +200,14 @@ def edit(
     if not changes and not link and not unlink:
         raise InvalidInputError("nothing to change: give at least one option "
                                 "(see 'pointctl accounts edit --help')")
-    result = state.call(services.edit_account, write=True, name=name, link=link or [],
-                        unlink=unlink or [], **changes)
+    result = state.call(services.edit_account, write=True, actor=state.current.actor,
+                        name=name, link=link or [], unlink=unlink or [], **changes)
     emit_result(result, fmt, FIELDS, f"Updated account {result['name']!r}")
 
 
 def _set_status(name: str, status: str, fmt: OutputFormat) -> None:
-    result = state.call(_services().set_account_status, write=True, name=name, status=status)
+    result = state.call(_services().set_account_status, write=True, name=name, status=status,
+                        actor=state.current.actor)
     verb = "activated" if status == "active" else "deactivated"
     note = (f"Account {result['name']!r} {verb}" if result["changed"]
             else f"Account {result['name']!r} is already {status}; nothing changed")
@@ -322,8 +324,8 @@ def reactivation(
 
     if off == (window is not None):
         raise InvalidInputError("give either --window DURATION [--min-points N] or --off")
-    result = state.call(set_reactivation, write=True, account=name, window=window,
-                        min_points=min_points)
+    result = state.call(set_reactivation, write=True, actor=state.current.actor,
+                        account=name, window=window, min_points=min_points)
     note = (f"Account {result['account']!r}: reactivation {result['reactivation']}"
             if result["changed"] else
             f"Account {result['account']!r}: reactivation is already {result['reactivation']};"

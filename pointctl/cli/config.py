@@ -33,7 +33,8 @@ def set_(
     """Change a program setting (timezone: an IANA name such as Europe/Berlin)."""
     from pointctl.services.settings import set_value
 
-    result = state.call(set_value, write=True, key=key, value=value)
+    result = state.call(set_value, write=True, key=key, value=value,
+                        actor=state.current.actor)
     note = (f"Set {result['key']} to {result['value']}" if result["changed"]
             else f"{result['key']} is already {result['value']}; nothing changed")
     emit_result(result, fmt, [("key", "setting"), ("value", "value"),
@@ -110,12 +111,21 @@ CHANGES_PENDING = 5  # config apply --dry-run --detailed-exitcode: the file is n
 def export(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", dir_okay=False, help="Write to this file (default: stdout).")] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", metavar="TIME", help="The program as it was at this moment, rebuilt from the "
+        "change history (ISO-8601; without an offset: program time zone).")] = None,
 ) -> None:
     """The whole program as TOML, ready for 'pointctl config apply'."""
-    from pointctl.services.program import export as run_export
     from pointctl.services.program import to_toml
 
-    text = to_toml(state.call(run_export, write=False))
+    if at is None:
+        from pointctl.services.program import export as run_export
+
+        text = to_toml(state.call(run_export, write=False))
+    else:
+        from pointctl.services.changes import document_at
+
+        text = to_toml(state.call(document_at, write=False, at=at))
     if output is None:
         sys.stdout.write(text)
         return

@@ -161,9 +161,9 @@ def edit(
             and not no_value:
         raise InvalidInputError("nothing to change: give --name, --link, --unlink, --value, "
                                 "--currency or --no-value")
-    result = state.call(_services().edit_source, write=True, name=name, new_name=new_name,
-                        link=link or [], unlink=unlink or [], value=value, currency=currency,
-                        clear_value=no_value)
+    result = state.call(_services().edit_source, write=True, actor=state.current.actor,
+                        name=name, new_name=new_name, link=link or [], unlink=unlink or [],
+                        value=value, currency=currency, clear_value=no_value)
     emit_result(_display(result, fmt), fmt, FIELDS, f"Updated source {result['name']!r}")
 
 
@@ -177,7 +177,8 @@ def _status_note(result: dict[str, Any], verb: str, status: str) -> str:
 @state.writes
 def pause(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
     """Pause a source: it issues no points until activated."""
-    result = state.call(_services().pause_source, write=True, name=name)
+    result = state.call(_services().pause_source, write=True, name=name,
+                        actor=state.current.actor)
     emit_result(_display(result, fmt), fmt, FIELDS, _status_note(result, "paused", "paused"))
 
 
@@ -185,7 +186,8 @@ def pause(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
 @state.writes
 def activate(name: NameArg, fmt: FormatOption = OutputFormat.table) -> None:
     """Activate a paused or archived source (refused while its inventory is 0)."""
-    result = state.call(_services().activate_source, write=True, name=name)
+    result = state.call(_services().activate_source, write=True, name=name,
+                        actor=state.current.actor)
     emit_result(_display(result, fmt), fmt, FIELDS,
                 _status_note(result, "activated", "active"))
 

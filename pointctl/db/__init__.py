@@ -4,4 +4,4 @@
 check the schema without importing Alembic; a test keeps it equal to the migrations' head.
 """
 
-SCHEMA_HEAD = "0008_point_value"
+SCHEMA_HEAD = "0009_change_history"

@@ -32,6 +32,7 @@ ACCOUNT_STATUSES = ("active", "inactive")
 SOURCE_STATUSES = ("active", "paused", "archived")
 # a literal, not a bound parameter, so that both planners match the partial indexes
 ISSUES_ONLY = text("type = 'issue'")
+CHANGES_ONLY = text("type = 'change'")
 
 
 class Table(SQLModel):
@@ -202,6 +203,9 @@ class Entry(Table, table=True):
               sqlite_where=ISSUES_ONLY, postgresql_where=ISSUES_ONLY),
         Index("ix_entry_issue_source_user_time", "source_id", "user_id", "occurred_at",
               "points", sqlite_where=ISSUES_ONLY, postgresql_where=ISSUES_ONLY),
+        # the change history: an object's latest recorded state, the program at a moment
+        Index("ix_entry_change", "id", sqlite_where=CHANGES_ONLY,
+              postgresql_where=CHANGES_ONLY),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
@@ -229,6 +233,9 @@ class Entry(Table, table=True):
     actor: str = Field(sa_type=String(200), nullable=False)
     occurred_at: datetime = Field(sa_type=UtcTime, nullable=False)
     recorded_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    # a change of the program (type ``change``): JSON of what changed, field by field, and
+    # the object's whole state after it (``pointctl.services.changes``)
+    detail: str | None = Field(default=None, sa_type=Text, nullable=True)
 
 
 class Balance(Table, table=True):

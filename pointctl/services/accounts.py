@@ -14,6 +14,7 @@ from pointctl.core.errors import InvalidInputError, RefusedError
 from pointctl.core.validation import check_points, check_weight, clean_name, name_key
 from pointctl.db.models import Account, AccountSource, Balance, ExpirationPolicy
 from pointctl.services import locks
+from pointctl.services.changes import record_change
 from pointctl.services.lookup import (
     account_by_name,
     dedupe_names,
@@ -132,28 +133,40 @@ def _check_flags(*, is_default: bool, qualifying: bool, pending_for: str | None,
         raise InvalidInputError(f"account {name!r}: {conflict[1]}")
 
 
-def _link_sources(session: Session, account: Account, source_names: Sequence[str]) -> None:
+def _link_sources(session: Session, account: Account, source_names: Sequence[str]
+                  ) -> list[int]:
+    """Link the sources named; the ids of those newly linked. Their rows are locked first:
+    the link's foreign key would otherwise share-lock them, and the change history's lock of
+    each (``changes.record_change``) would then wait on a concurrent linker doing the same."""
     sources = [source_by_name(session, name) for name in dedupe_names(source_names)]
+    locked = locks.lock_sources(session, (), (s.id for s in sources if s.id is not None))
     for source in sources:
-        if source.status != "active":
+        if locked[int(source.id or 0)][1] != "active":
             raise RefusedError(
                 f"source {source.name!r} is {source.status}; only active sources can be linked"
             )
     already = set(session.exec(
         select(AccountSource.source_id).where(AccountSource.account_id == account.id)
     ).all())
+    linked = []
     for source in sources:
         if source.id not in already:
             session.add(AccountSource(account_id=account.id, source_id=source.id))
+            linked.append(int(source.id or 0))
+    return linked
 
 
-def _unlink_sources(session: Session, account: Account, source_names: Sequence[str]) -> None:
+def _unlink_sources(session: Session, account: Account, source_names: Sequence[str]
+                    ) -> list[int]:
+    """Unlink the sources named; the ids of those that were linked."""
     sources = [source_by_name(session, name) for name in dedupe_names(source_names)]
     locks.lock_sources(session, (), (s.id for s in sources if s.id is not None))
+    unlinked = []
     for source in sources:
         link = session.get(AccountSource, (account.id, source.id))
         if link is None:
             continue
+        unlinked.append(int(source.id or 0))
         remaining = session.exec(
             select(func.count()).select_from(AccountSource)
             .where(AccountSource.source_id == source.id)
@@ -165,6 +178,17 @@ def _unlink_sources(session: Session, account: Account, source_names: Sequence[s
             )
         session.delete(link)
         session.flush()
+    return unlinked
+
+
+def _record(session: Session, account: Account, *, actor: str, action: str,
+            sources: Sequence[int] = ()) -> None:
+    """The account's change, then that of each source whose links it changed."""
+    record_change(session, kind="account", key=int(account.id or 0), actor=actor,
+                  action=action)
+    for source_id in sources:
+        record_change(session, kind="source", key=source_id, actor=actor, action="link",
+                      reason=f"linked or unlinked by account {account.name!r}")
 
 
 def create_account(
@@ -180,6 +204,7 @@ def create_account(
     qualifying_weight: int | None = None,
     non_qualifying_weight: int | None = None,
     link: Sequence[str] = (),
+    actor: str,
 ) -> dict[str, Any]:
     name = clean_name(name, what="account")
     weights = _weights(qualifying_weight, non_qualifying_weight)
@@ -198,8 +223,9 @@ def create_account(
     )
     session.add(account)
     flush_unique(session, Account, name)
-    _link_sources(session, account, link)
+    linked = _link_sources(session, account, link)
     session.flush()
+    _record(session, account, actor=actor, action="create", sources=linked)
     return describe_account(session, account)
 
 
@@ -240,6 +266,7 @@ def edit_account(
     non_qualifying_weight: int | None = UNSET,
     link: Sequence[str] = (),
     unlink: Sequence[str] = (),
+    actor: str,
 ) -> dict[str, Any]:
     """Change the given fields of an active account; UNSET leaves a field, None clears it."""
     weights = _weights(qualifying_weight, non_qualifying_weight)
@@ -282,13 +309,15 @@ def edit_account(
     account.updated_at = clock.now()
     session.add(account)
     flush_unique(session, Account, account.name)
-    _link_sources(session, account, link)
-    _unlink_sources(session, account, unlink)
+    changed = _link_sources(session, account, link)
+    changed += _unlink_sources(session, account, unlink)
     session.flush()
+    _record(session, account, actor=actor, action="edit", sources=changed)
     return describe_account(session, account)
 
 
-def set_account_status(session: Session, *, name: str, status: str) -> dict[str, Any]:
+def set_account_status(session: Session, *, name: str, status: str, actor: str
+                       ) -> dict[str, Any]:
     """Activate or deactivate; asking for the status it already has changes nothing."""
     account = account_by_name(session, name, lock=True)
     changed = account.status != status
@@ -297,5 +326,7 @@ def set_account_status(session: Session, *, name: str, status: str) -> dict[str,
         account.updated_at = clock.now()
         session.add(account)
         session.flush()
+        _record(session, account, actor=actor,
+                action="activate" if status == "active" else "deactivate")
     return {**describe_account(session, account), "changed": changed}
 

@@ -26,6 +26,7 @@ def record_entry(
     related_entry_id: int | None = None,
     written_off: int = 0,
     occurred_at: datetime | None = None,
+    detail: str | None = None,
 ) -> Entry:
     """Append one entry; ``occurred_at`` (the --at time) defaults to now, ``recorded_at`` is
     always now."""
@@ -34,7 +35,7 @@ def record_entry(
         type=type, points=points, actor=actor, user_id=user_id, account_id=account_id,
         source_id=source_id, reference_id=reference_id, reference_type=reference_type,
         note=note, related_entry_id=related_entry_id, written_off=written_off,
-        occurred_at=occurred_at or moment, recorded_at=moment,
+        occurred_at=occurred_at or moment, recorded_at=moment, detail=detail,
     )
     session.add(entry)
     session.flush()

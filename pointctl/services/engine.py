@@ -475,6 +475,7 @@ class _Chunk:
         self.expired: dict[Pair, list[tuple[datetime, _Draw]]] = {}  # expire draws
         self.created: set[Pair] = set()  # balance rows created by this chunk
         self.used: set[Pair] = set()  # balance rows an applied request needed
+        self.paused: dict[int, str] = {}  # sources an issue paused -> the issue's actor
 
     def _text_time(self, moment: datetime) -> str:
         """SQLite's text form of a time (most requests of a chunk share a few moments)."""
@@ -493,6 +494,13 @@ class _Chunk:
             self._decide(op)
             self.decided += 1
         self._write()
+        if self.paused:
+            from pointctl.services.changes import record_change
+            from pointctl.services.sources import PAUSED_AT_ZERO
+
+            for source_id, actor in sorted(self.paused.items()):
+                record_change(self.session, kind="source", key=source_id, actor=actor,
+                              action="pause", reason=PAUSED_AT_ZERO)
         assert all(outcome is not None for outcome in self.outcomes)
         return self.outcomes  # type: ignore[return-value]
 
@@ -1232,6 +1240,7 @@ class _Chunk:
             source.dirty = True
             if source.inventory == 0:
                 source.status, paused = "paused", True
+                self.paused[source.id] = op.request.options.actor
         if request.entry_type == "issue":
             for rule in self.rules.get(source.id, []):
                 self.pending_use[(rule.id, op.user if rule.per_customer else None)].append(

@@ -165,7 +165,14 @@ def set_policy(session: Session, *, account: str, kind: str, every: str | None =
     session.add(policy)
     session.flush()
     _forget_catch_ups(session, policy.account_id)
+    _record(session, policy.account_id, actor=actor)
     return {**describe_policy(session, policy), "changed": True}
+
+
+def _record(session: Session, account_id: int, *, actor: str) -> None:
+    from pointctl.services.changes import record_change
+
+    record_change(session, kind="account", key=account_id, actor=actor, action="expiration")
 
 
 def clear_policy(session: Session, *, account: str, actor: str = "pointctl"
@@ -177,6 +184,7 @@ def clear_policy(session: Session, *, account: str, actor: str = "pointctl"
         session.delete(current)
         session.flush()
         _forget_catch_ups(session, int(target.id or 0))
+        _record(session, int(target.id or 0), actor=actor)
     return {"account": target.name, "policy": "none", "changed": current is not None}
 
 

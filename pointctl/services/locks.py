@@ -13,7 +13,11 @@ The order (a writer takes what it needs of each step, never going back to an ear
 
 Administration (editing an account, a source, a restriction, links) locks the one account or
 source row it changes, FOR UPDATE, through ``lookup.by_name(lock=True)`` or ``lock_sources``;
-it takes no balance rows, so it cannot close a cycle with the ledger's writers.
+it takes no balance rows, so it cannot close a cycle with the ledger's writers. To record the
+change (``changes.record_change``) it then locks, FOR UPDATE, the row of each object whose
+change it records (``lock_program_row``), in the order recorded: the object it changed first,
+then the sources whose links it changed. An object's latest recorded state is read under its
+row lock, so two changes of one object are recorded one after the other.
 
 The lots, draws and debts of a user's account are guarded by its balance row: nobody reads a
 lot to change it without holding that row. On SQLite ``BEGIN IMMEDIATE`` makes every writer
@@ -53,6 +57,16 @@ def lock_policy(session: Session, account_id: int) -> Any:
     return session.exec(
         select(ExpirationPolicy).where(ExpirationPolicy.account_id == account_id)
         .with_for_update().execution_options(populate_existing=True)).first()
+
+
+def lock_program_row(session: Session, kind: str, key: int | str) -> None:
+    """The row of an account, a source (by id) or a setting (by name), FOR UPDATE, before its
+    change is recorded (SQLite's writer holds the whole database already)."""
+    if _postgres(session):
+        table, column = {"account": ("account", "id"), "source": ("source", "id"),
+                         "setting": ("setting", "key")}[kind]
+        session.connection().execute(
+            text(f"SELECT 1 FROM {table} WHERE {column} = :key FOR UPDATE"), {"key": key})
 
 
 def share_policies(session: Session, account_ids: Sequence[int]) -> None:

@@ -23,22 +23,22 @@ from pointctl.core.expiry import SNAP_TO, check_fixed_date
 from pointctl.core.money import parse_point_value, point_value, value_text
 from pointctl.core.schedules import parse_schedule
 from pointctl.core.validation import MAX_POINTS, check_weight, clean_name
-from pointctl.db.models import Account, AccountSource, ExpirationPolicy, Restriction, Source
+from pointctl.db.models import Restriction
 from pointctl.services import accounts as account_service
-from pointctl.services import expiry, reactivation, restrictions, settings
+from pointctl.services import expiry, program_state, reactivation, restrictions, settings
 from pointctl.services import sources as source_service
+from pointctl.services.changes import change_set
 from pointctl.services.lookup import source_by_name
+from pointctl.services.program_state import ACCOUNT_FIELDS, SETTINGS, SOURCE_FIELDS, show
 
 KEYS: dict[str, tuple[str, ...]] = {
     "": ("program", "accounts", "sources"),
-    "program": ("timezone",),
-    "accounts": ("name", "group", "default", "allow_negative", "max_balance", "qualifying",
-                 "pending_for", "qualifying_weight", "non_qualifying_weight", "status",
-                 "expiration", "reactivation"),
+    "program": SETTINGS,
+    "accounts": ACCOUNT_FIELDS,
     "expiration": ("type", "every", "older_than", "rollover_to", "snap_to", "date", "min_age",
                    "inactive_for", "percent", "activity"),
     "reactivation": ("window", "min_points"),
-    "sources": ("name", "inventory", "accounts", "status", "value", "currency", "restrictions"),
+    "sources": SOURCE_FIELDS,
     "restrictions": ("max_points", "per", "per_customer"),
 }
 ACCOUNT_DEFAULTS = {"default": False, "allow_negative": True, "qualifying": False,
@@ -58,20 +58,8 @@ class Step:
     def text(self) -> str:
         if self.action == "update":
             return f"update {self.kind} {self.name!r}: " + "; ".join(
-                f"{name}: {_show(old)} -> {_show(new)}" for name, old, new in self.changes)
+                f"{name}: {show(old)} -> {show(new)}" for name, old, new in self.changes)
         return f"{self.action} {self.kind} {self.name!r}"
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        import json
-
-        return json.dumps(value, sort_keys=True)
-    return str(value)
 
 
 # --- reading and checking a file ------------------------------------------------------------
@@ -375,69 +363,7 @@ def _source(check: _Checker, table: Any, path: str) -> dict[str, Any]:
 
 def export(session: Session) -> dict[str, Any]:
     """The whole program in the file's form (accounts and sources in creation order)."""
-    accounts = list(session.exec(select(Account).order_by(Account.id)).all())
-    names = {a.id: a.name for a in accounts}
-    policies = {p.account_id: p for p in session.exec(select(ExpirationPolicy)).all()}
-    document: dict[str, Any] = {"program": {}, "accounts": [], "sources": []}
-    zone = settings.get(session, "timezone")
-    if zone:
-        document["program"]["timezone"] = zone
-    for account in accounts:
-        item: dict[str, Any] = {"name": account.name}
-        if account.group_label:
-            item["group"] = account.group_label
-        item.update({"default": account.is_default, "allow_negative": account.allow_negative,
-                     "qualifying": account.qualifying})
-        if account.max_balance is not None:
-            item["max_balance"] = account.max_balance
-        if account.pending_for:
-            item["pending_for"] = account.pending_for
-        for key in ("qualifying_weight", "non_qualifying_weight"):
-            if getattr(account, key) is not None:
-                item[key] = getattr(account, key)
-        item["status"] = account.status
-        policy = policies.get(account.id or 0)
-        if policy is not None:
-            item["expiration"] = _policy(policy, names)
-        if account.reactivation_window:
-            item["reactivation"] = {"window": account.reactivation_window}
-            if account.reactivation_min_points:
-                item["reactivation"]["min_points"] = account.reactivation_min_points
-        document["accounts"].append(item)
-    links: dict[int, list[str]] = {}
-    for link in session.exec(select(AccountSource).order_by(AccountSource.account_id)).all():
-        links.setdefault(link.source_id, []).append(names[link.account_id])
-    rules: dict[int, list[dict[str, Any]]] = {}
-    for rule in session.exec(select(Restriction).order_by(Restriction.id)).all():
-        rules.setdefault(rule.source_id, []).append(
-            {"max_points": rule.max_points, "per": rule.per, "per_customer": rule.per_customer})
-    for source in session.exec(select(Source).order_by(Source.id)).all():
-        document["sources"].append({
-            "name": source.name,
-            "inventory": "unlimited" if source.inventory is None else source.inventory,
-            "accounts": links.get(source.id or 0, []), "status": source.status,
-            **({} if source.value_micros is None else {
-                "value": value_text(source.value_micros), "currency": source.currency}),
-            "restrictions": rules.get(source.id or 0, [])})
-    return document
-
-
-def _policy(policy: ExpirationPolicy, names: dict[Any, str]) -> dict[str, Any]:
-    found: dict[str, Any] = {"type": policy.kind, "every": policy.schedule}
-    if policy.kind == "rolling":
-        found["older_than"] = policy.older_than
-        if policy.rollover_to_id:
-            found["rollover_to"] = names[policy.rollover_to_id]
-        if policy.snap_to:
-            found["snap_to"] = policy.snap_to
-    elif policy.kind == "fixed-date":
-        found["date"] = policy.fixed_date
-        if policy.min_age:
-            found["min_age"] = policy.min_age
-    else:
-        found.update(inactive_for=policy.inactive_for, percent=policy.percent,
-                     activity=(policy.activity or "").split(","))
-    return found
+    return program_state.current(session)
 
 
 def to_toml(document: dict[str, Any]) -> str:
@@ -484,7 +410,7 @@ def plan(session: Session, wanted: dict[str, Any], *, prune: bool = False) -> li
             if old is None:
                 steps.append(Step(kind, item["name"], "create"))
                 continue
-            changes = _differences(old, item, kind)
+            changes = program_state.differences(old, item, kind)
             steps.append(Step(kind, old["name"], "update" if changes else "unchanged", changes))
         if prune:
             for name, old in current.items():
@@ -492,35 +418,6 @@ def plan(session: Session, wanted: dict[str, Any], *, prune: bool = False) -> li
                 if name not in named and old["status"] == "active":
                     steps.append(Step(kind, old["name"], gone))
     return steps
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any], kind: str) -> list[tuple[str, Any,
-                                                                                  Any]]:
-    changes = []
-    keys = list(KEYS["accounts" if kind == "account" else "sources"])
-    for key in keys:
-        before, after = old.get(key), new.get(key)
-        if key == "expiration" and before and after:
-            before, after = _comparable(before), _comparable(after)
-        if key == "accounts":
-            if sorted(x.casefold() for x in before or []) == \
-                    sorted(x.casefold() for x in after or []):
-                continue
-        if key == "restrictions":
-            if sorted(map(_rule_key, before or [])) == sorted(map(_rule_key, after or [])):
-                continue
-        if before != after:
-            changes.append((key, before, after))
-    return changes
-
-
-def _comparable(rule: dict[str, Any]) -> dict[str, Any]:
-    into = rule.get("rollover_to")
-    return {**rule, "rollover_to": into.casefold()} if into else rule
-
-
-def _rule_key(rule: dict[str, Any]) -> tuple[Any, ...]:
-    return (rule["per"], rule["per_customer"], rule["max_points"])
 
 
 def apply(session: Session, *, text: str, prune: bool = False, dry_run: bool = False,
@@ -536,7 +433,8 @@ def apply(session: Session, *, text: str, prune: bool = False, dry_run: bool = F
         more = f" and {len(pruned) - 10} more" if len(pruned) > 10 else ""
         raise RefusedError(f"--prune would {listed}{more}; pass --yes to confirm (--dry-run "
                            "shows the whole plan)")
-    _carry_out(session, wanted, steps, actor=actor)
+    with change_set(session, actor=actor, action="config apply"):
+        _carry_out(session, wanted, steps, actor=actor)
     return {"steps": [{"kind": s.kind, "name": s.name, "action": s.action,
                        "changes": [{"field": f, "old": o, "new": n} for f, o, n in s.changes],
                        "text": s.text()} for s in steps],
@@ -556,7 +454,8 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
                actor: str) -> None:
     by_name = {(s.kind, s.name.casefold()): s for s in steps}
     if "timezone" in wanted["program"]:
-        settings.set_value(session, key="timezone", value=wanted["program"]["timezone"])
+        settings.set_value(session, key="timezone", value=wanted["program"]["timezone"],
+                           actor=actor)
     for n, item in enumerate(wanted["accounts"]):
         step = by_name[("account", item["name"].casefold())]
         path = f"accounts[{n}]"
@@ -566,9 +465,10 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
                 allow_negative=item["allow_negative"], max_balance=item.get("max_balance"),
                 qualifying=item["qualifying"], pending_for=item.get("pending_for"),
                 qualifying_weight=item.get("qualifying_weight"),
-                non_qualifying_weight=item.get("non_qualifying_weight")))
+                non_qualifying_weight=item.get("non_qualifying_weight"), actor=actor))
         elif step.action == "update":
-            _at(path, lambda item=item, step=step: _update_account(session, item, step))
+            _at(path, lambda item=item, step=step: _update_account(session, item, step,
+                                                                   actor=actor))
     for n, item in enumerate(wanted["sources"]):
         step = by_name[("source", item["name"].casefold())]
         _at(f"sources[{n}]", lambda item=item, step=step: _put_source(session, item, step,
@@ -589,21 +489,25 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
                 _at(f"{path}.reactivation", lambda item=item, rule=rule:
                     reactivation.set_reactivation(
                         session, account=item["name"], window=rule["window"] if rule else None,
-                        min_points=rule.get("min_points") if rule else None))
+                        min_points=rule.get("min_points") if rule else None, actor=actor))
     for item in wanted["accounts"]:  # last: sources could not link to inactive accounts
         if item["status"] == "inactive":
-            account_service.set_account_status(session, name=item["name"], status="inactive")
+            account_service.set_account_status(session, name=item["name"], status="inactive",
+                                               actor=actor)
     for step in steps:
         if step.action == "deactivate":
-            account_service.set_account_status(session, name=step.name, status="inactive")
+            account_service.set_account_status(session, name=step.name, status="inactive",
+                                               actor=actor)
         elif step.action == "pause":
-            source_service.pause_source(session, name=step.name)
+            source_service.pause_source(session, name=step.name, actor=actor)
 
 
-def _update_account(session: Session, item: dict[str, Any], step: Step) -> None:
+def _update_account(session: Session, item: dict[str, Any], step: Step, *, actor: str
+                    ) -> None:
     fields = {name for name, _, _ in step.changes}
     if "status" in fields and item["status"] == "active":
-        account_service.set_account_status(session, name=step.name, status="active")
+        account_service.set_account_status(session, name=step.name, status="active",
+                                           actor=actor)
     edits: dict[str, Any] = {}
     mapping = {"group": "group", "default": "is_default", "allow_negative": "allow_negative",
                "max_balance": "max_balance", "qualifying": "qualifying",
@@ -615,7 +519,7 @@ def _update_account(session: Session, item: dict[str, Any], step: Step) -> None:
     if item["name"] != step.name:
         edits["new_name"] = item["name"]
     if edits:
-        account_service.edit_account(session, name=step.name, **edits)
+        account_service.edit_account(session, name=step.name, actor=actor, **edits)
 
 
 def _put_policy(session: Session, item: dict[str, Any], *, actor: str) -> None:
@@ -646,18 +550,19 @@ def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: st
         return
     fields = {name: (old, new) for name, old, new in step.changes}
     if "name" in fields:  # a change of case
-        source_service.edit_source(session, name=step.name, new_name=item["name"])
+        source_service.edit_source(session, name=step.name, new_name=item["name"],
+                                   actor=actor)
     name = item["name"]
     if "value" in fields or "currency" in fields:
         if item.get("value") is None:
-            source_service.edit_source(session, name=name, clear_value=True)
+            source_service.edit_source(session, name=name, clear_value=True, actor=actor)
         else:
             source_service.edit_source(session, name=name, value=item["value"],
-                                       currency=item["currency"])
+                                       currency=item["currency"], actor=actor)
     if "inventory" in fields:
         old, new = fields["inventory"]
         if "unlimited" in (old, new):
-            raise InvalidInputError(f"inventory: {_show(old)} -> {_show(new)} is not possible; "
+            raise InvalidInputError(f"inventory: {show(old)} -> {show(new)} is not possible; "
                                     "an unlimited source stays unlimited and a limited one "
                                     "limited")
         if new != old and not (item["status"] == "archived" and new == 0):
@@ -665,14 +570,14 @@ def _put_source(session: Session, item: dict[str, Any], step: Step, *, actor: st
                                             reason="config apply")
     status = fields.get("status")
     if status and item["status"] == "active":  # before links: only an active source links
-        source_service.activate_source(session, name=name)
+        source_service.activate_source(session, name=name, actor=actor)
     if "accounts" in fields:
         old, new = fields["accounts"]
         keep = {a.casefold() for a in new}
         had = {a.casefold() for a in old}
         source_service.edit_source(
             session, name=name, link=[a for a in new if a.casefold() not in had],
-            unlink=[a for a in old if a.casefold() not in keep])
+            unlink=[a for a in old if a.casefold() not in keep], actor=actor)
     if "restrictions" in fields:
         found = source_by_name(session, name)
         current = list(session.exec(select(Restriction).where(
@@ -698,10 +603,10 @@ def _source_status(session: Session, item: dict[str, Any], current: str, *, acto
     if wanted == current:
         return
     if wanted == "active":
-        source_service.activate_source(session, name=item["name"])
+        source_service.activate_source(session, name=item["name"], actor=actor)
     elif wanted == "paused":
-        source_service.pause_source(session, name=item["name"])
+        source_service.pause_source(session, name=item["name"], actor=actor)
     else:
         if current == "active":
-            source_service.pause_source(session, name=item["name"])
+            source_service.pause_source(session, name=item["name"], actor=actor)
         source_service.archive_source(session, name=item["name"], confirmed=True, actor=actor)

@@ -30,7 +30,7 @@ def describe(account: Account) -> str:
 
 
 def set_reactivation(session: Session, *, account: str, window: str | None,
-                     min_points: int | None = None) -> dict[str, Any]:
+                     min_points: int | None = None, actor: str) -> dict[str, Any]:
     """Allow reactivation in ``account`` (``window`` None: turn it off)."""
     target = account_by_name(session, account, lock=True)
     if window is None:
@@ -50,6 +50,11 @@ def set_reactivation(session: Session, *, account: str, window: str | None,
         target.reactivation_window, target.reactivation_min_points = clean, min_points
     session.add(target)
     session.flush()
+    if changed:
+        from pointctl.services.changes import record_change
+
+        record_change(session, kind="account", key=int(target.id or 0), actor=actor,
+                      action="reactivation")
     return {"account": target.name, "reactivation": describe(target),
             "window": target.reactivation_window,
             "min_points": target.reactivation_min_points, "changed": changed}

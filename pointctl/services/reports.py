@@ -21,7 +21,7 @@ from pointctl.services.lookup import accounts_by_names, sources_by_names
 from pointctl.services.settings import program_zone
 
 ENTRY_TYPES = ("issue", "spend", "reversal", "adjustment", "transfer", "expiration", "rollover",
-               "reactivation", "inventory", "restriction")
+               "reactivation", "inventory", "restriction", "change")
 CREDIT_TYPES = ("issue", "adjustment", "transfer", "rollover", "reactivation")  # make lots
 MAX_LIMIT = 100_000
 MAX_DAYS = 3_660  # ten years of days in one daily report
@@ -86,6 +86,7 @@ def audit(session: Session, *, user: str | None = None, accounts: Sequence[str] 
             "written_off": entry.written_off or None, "related_entry": entry.related_entry_id,
             "note": entry.note, "actor": entry.actor,
             "time": clock.format_time(entry.occurred_at),
+            **_change_fields(entry.detail),
         })
     matched = len(rows)
     if matched == limit:  # counted up to a cap: a broad filter on a big ledger stays quick
@@ -93,6 +94,16 @@ def audit(session: Session, *, user: str | None = None, accounts: Sequence[str] 
             query.with_only_columns(Entry.id).limit(COUNT_CAP + 1).subquery())).scalar_one()
     return {"rows": rows, "matched": min(int(matched), COUNT_CAP),
             "more_than": int(matched) > COUNT_CAP}
+
+
+def _change_fields(detail: str | None) -> dict[str, Any]:
+    """A change entry's fields: what changed (old -> new) and the object's state after it."""
+    if detail is None:
+        return {"changes": None, "state": None}
+    import json
+
+    found = json.loads(detail)
+    return {"changes": found["changes"], "state": found["state"]}
 
 
 def accounting(session: Session, entry_ids: Sequence[int | None]) -> dict[int, dict[str, int]]:

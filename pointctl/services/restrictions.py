@@ -220,9 +220,16 @@ def _twin(session: Session, *, source_id: int, per: str, per_customer: bool,
 
 def _record(session: Session, restriction: Restriction, source: Source, *, actor: str,
             change: str, note: str) -> None:
+    """The restriction entry, then the source's change (its restrictions are part of it);
+    called once the restriction is written (or deleted)."""
+    from pointctl.services.changes import record_change
+
     record_entry(session, type=ENTRY_TYPE, points=0, actor=actor, source_id=source.id,
                  reference_id=str(restriction.id), reference_type=f"Restriction {change}",
                  note=note)
+    session.flush()
+    record_change(session, kind="source", key=int(source.id or 0), actor=actor,
+                  action=f"restriction {change.lower()}")
 
 
 def add_restriction(session: Session, *, source: str, max_points: int, per: str,
@@ -303,11 +310,11 @@ def _show(field: str, value: Any) -> str:
 def delete_restriction(session: Session, *, restriction_id: int, actor: str) -> dict[str, Any]:
     restriction, source = _locked(session, restriction_id)
     gone = describe(session, restriction, source.name)
+    session.delete(restriction)
+    session.flush()
     _record(session, restriction, source, actor=actor, change="Deleted",
             note=f"was at most {restriction.max_points} points "
                  f"{SCOPES[restriction.per_customer]} per {restriction.per}")
-    session.delete(restriction)
-    session.flush()
     return gone
 
 

@@ -33,7 +33,7 @@ def _check(key: str, value: str) -> str:
     return value
 
 
-def set_value(session: Session, *, key: str, value: str) -> dict[str, Any]:
+def set_value(session: Session, *, key: str, value: str, actor: str) -> dict[str, Any]:
     key = (key or "").strip().lower()
     value = _check(key, value or "")
     row = session.get(Setting, key)
@@ -44,6 +44,10 @@ def set_value(session: Session, *, key: str, value: str) -> dict[str, Any]:
         row.value, row.updated_at = value, clock.now()
     session.add(row)
     session.flush()
+    if old != value:
+        from pointctl.services.changes import record_change
+
+        record_change(session, kind="setting", key=key, actor=actor, action="set")
     if key == "timezone" and old != value:  # schedules are wall-clock times of the zone
         from pointctl.services.expiry import refresh_next_due
 

@@ -19,6 +19,7 @@ from pointctl.core.validation import MAX_POINTS, check_points, check_text, clean
 from pointctl.db.models import Account, AccountSource, Source
 from pointctl.services import restrictions
 from pointctl.services.audit import inventory_history, record_entry
+from pointctl.services.changes import record_change
 from pointctl.services.lookup import (
     account_by_name,
     account_names_by_source,
@@ -41,6 +42,7 @@ SOURCE_SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
 INITIAL_INVENTORY = "Initial Inventory"
 INVENTORY_ADJUSTMENT = "Inventory Adjustment"
 ARCHIVE_EXPIRY = "Inventory Expired at Archive"
+PAUSED_AT_ZERO = "its inventory reached zero"  # why a source paused itself
 
 
 def describe_source(
@@ -119,7 +121,14 @@ def create_source(
         record_entry(session, type="inventory", points=inventory, actor=actor,
                      source_id=source.id, reference_type=INITIAL_INVENTORY, note=note)
     session.flush()
+    _record(session, source, actor=actor, action="create")
     return describe_source(session, source)
+
+
+def _record(session: Session, source: Source, *, actor: str, action: str,
+            reason: str | None = None) -> None:
+    record_change(session, kind="source", key=int(source.id or 0), actor=actor, action=action,
+                  reason=reason)
 
 
 def list_sources(
@@ -157,6 +166,7 @@ def edit_source(
     value: str | int | None = None,
     currency: str | None = None,
     clear_value: bool = False,
+    actor: str,
 ) -> dict[str, Any]:
     """Rename, link and unlink, set or clear the value per point. Only an active source can be
     linked to more accounts; a source keeps at least one linked account."""
@@ -202,6 +212,7 @@ def edit_source(
     source.updated_at = clock.now()
     session.add(source)
     flush_unique(session, Source, source.name)
+    _record(session, source, actor=actor, action="edit")
     return describe_source(session, source)
 
 
@@ -212,7 +223,7 @@ def _set_status(session: Session, source: Source, status: str) -> None:
     session.flush()
 
 
-def pause_source(session: Session, *, name: str) -> dict[str, Any]:
+def pause_source(session: Session, *, name: str, actor: str) -> dict[str, Any]:
     source = source_by_name(session, name, lock=True)
     if source.status == "archived":
         raise RefusedError(f"source {source.name!r} is archived; an archived source can only "
@@ -220,10 +231,11 @@ def pause_source(session: Session, *, name: str) -> dict[str, Any]:
     changed = source.status != "paused"
     if changed:
         _set_status(session, source, "paused")
+        _record(session, source, actor=actor, action="pause")
     return {**describe_source(session, source), "changed": changed}
 
 
-def activate_source(session: Session, *, name: str) -> dict[str, Any]:
+def activate_source(session: Session, *, name: str, actor: str) -> dict[str, Any]:
     source = source_by_name(session, name, lock=True)
     changed = source.status != "active"
     if changed:
@@ -233,6 +245,7 @@ def activate_source(session: Session, *, name: str) -> dict[str, Any]:
                 f"inventory {source.name} --adjust +N' before activating it"
             )
         _set_status(session, source, "active")
+        _record(session, source, actor=actor, action="activate")
     return {**describe_source(session, source), "changed": changed}
 
 
@@ -256,6 +269,7 @@ def archive_source(session: Session, *, name: str, confirmed: bool, actor: str) 
                      source_id=source.id, reference_type=ARCHIVE_EXPIRY)
         source.inventory = 0
     _set_status(session, source, "archived")
+    _record(session, source, actor=actor, action="archive")
     return {**describe_source(session, source), "changed": True, "expired_inventory": remaining}
 
 
@@ -285,6 +299,8 @@ def adjust_inventory(
     if paused:
         source.status = "paused"
     _set_status(session, source, source.status)
+    if paused:
+        _record(session, source, actor=actor, action="pause", reason=PAUSED_AT_ZERO)
     return {**describe_source(session, source), "change": delta, "paused": paused}
 
 

@@ -14,12 +14,47 @@ from sqlmodel import Session
 from pointctl.core import draws
 from pointctl.services.reports import CREDIT_TYPES
 
-# points issued from each source (issues and added adjustments), and taken back by reversals
-ISSUED = """(SELECT source_id, SUM(points) AS points FROM entry
-           WHERE type IN ('issue', 'adjustment') AND points > 0 GROUP BY source_id)"""
-REVERSED = """(SELECT lot.source_id, SUM(draw.points) AS points FROM draw
-             JOIN lot ON lot.id = draw.lot_id WHERE draw.kind = 'reverse'
-             GROUP BY lot.source_id)"""
+
+def _issued(until: str = "") -> str:
+    """Points issued from each source (issues and added adjustments)."""
+    return f"""(SELECT source_id, SUM(points) AS points FROM entry
+           WHERE type IN ('issue', 'adjustment') AND points > 0{until} GROUP BY source_id)"""
+
+
+def _reversed(until: str = "") -> str:
+    """Points of each source's issues taken back to it by reversals."""
+    return f"""(SELECT lot.source_id, SUM(draw.points) AS points FROM draw
+             JOIN lot ON lot.id = draw.lot_id JOIN entry ON entry.id = draw.entry_id
+             WHERE draw.kind = 'reverse'{until} GROUP BY lot.source_id)"""
+
+
+ISSUED, REVERSED = _issued(), _reversed()
+
+
+def _inventory(until: str = "") -> str:
+    """Each limited source's inventory as its entries give it: initial + adjustments (its
+    inventory entries, which include what archiving expired) - issued + returned."""
+    return f"""(SELECT s.id AS source_id, COALESCE(v.points, 0) AS entries,
+                   COALESCE(i.points, 0) AS issued, COALESCE(r.points, 0) AS returned,
+                   COALESCE(v.points, 0) - COALESCE(i.points, 0) + COALESCE(r.points, 0)
+                       AS inventory
+            FROM source s
+            LEFT JOIN (SELECT source_id, SUM(points) AS points FROM entry
+                       WHERE type = 'inventory'{until} GROUP BY source_id) v
+                   ON v.source_id = s.id
+            LEFT JOIN {_issued(until)} i ON i.source_id = s.id
+            LEFT JOIN {_reversed(until.replace("recorded_at", "entry.recorded_at"))} r
+                   ON r.source_id = s.id
+            WHERE s.inventory IS NOT NULL)"""
+
+
+def ledger_inventories(session: Session, *, until: Any) -> dict[int, int]:
+    """Each limited source's inventory as it was once the entries recorded up to ``until``
+    (a time as the database stores it) were written."""
+    query = f"SELECT source_id, inventory FROM {_inventory(' AND recorded_at <= :until')} li"
+    return {int(key): int(points) for key, points in session.execute(text(query),
+                                                                    {"until": until})}
+
 
 CREDITS = ", ".join(f"'{kind}'" for kind in CREDIT_TYPES)
 # everything a draw accounts for of its credit's points (every column of the audit row)
@@ -85,18 +120,10 @@ CHECKS: list[tuple[int, str, str]] = [
         WHERE COALESCE(i.points, 0) - COALESCE(r.points, 0) <> COALESCE(l.points, 0)"""),
     (5, "initial + adjustments - issued + returned - expired at archive = inventory",
      """SELECT 'source ' || s.name,
-               'inventory entries ' || COALESCE(v.points, 0) || ' - issued '
-               || COALESCE(i.points, 0) || ' + returned ' || COALESCE(r.points, 0)
-               || ' but inventory is ' || s.inventory
-        FROM source s
-        LEFT JOIN (SELECT source_id, SUM(points) AS points FROM entry
-                   WHERE type = 'inventory' GROUP BY source_id) v ON v.source_id = s.id
-        LEFT JOIN """ + ISSUED + """ i
-               ON i.source_id = s.id
-        LEFT JOIN """ + REVERSED + """ r ON r.source_id = s.id
-        WHERE s.inventory IS NOT NULL
-          AND COALESCE(v.points, 0) - COALESCE(i.points, 0) + COALESCE(r.points, 0)
-              <> s.inventory"""),
+               'inventory entries ' || li.entries || ' - issued ' || li.issued
+               || ' + returned ' || li.returned || ' but inventory is ' || s.inventory
+        FROM source s JOIN """ + _inventory() + """ li ON li.source_id = s.id
+        WHERE li.inventory <> s.inventory"""),
     (7, "a credit's modification = spent + expired + transferred + reversed + adjusted + "
         "remaining",
      """SELECT 'entry ' || e.id, 'modification ' || e.points || ' but its lots account for '
