@@ -80,6 +80,7 @@ READS: list[list[str]] = [
     ["report", "sources", "--this-month", "--no-chart"],
     ["config", "show"],
     ["config", "export"],  # TOML: takes no --format
+    ["config", "export", "--at", "2026-03-20T00:00:00Z"],
 ]
 
 
