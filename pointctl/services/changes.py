@@ -82,8 +82,16 @@ def _last(session: Session, kind: str, key: int | str) -> dict[str, Any] | None:
     return None if found is None else json.loads(found)["state"]
 
 
-def _names(session: Session) -> dict[int, str]:
-    return {int(i): n for i, n in session.execute(text("SELECT id, name FROM account"))}
+def _names(session: Session, *states: dict[str, Any] | None) -> dict[int, str]:
+    """The current names of the accounts these states refer to (links, a rollover account)."""
+    ids = {int(a) for state in states if state for a in state.get("accounts", [])}
+    rule = [state.get("expiration") or {} for state in states if state]
+    ids |= {int(r["rollover_to"]) for r in rule if isinstance(r.get("rollover_to"), int)}
+    if not ids:
+        return {}
+    listed = ", ".join(str(i) for i in sorted(ids))
+    return {int(i): n for i, n in session.execute(text(
+        f"SELECT id, name FROM account WHERE id IN ({listed})"))}
 
 
 def _write(session: Session, kind: str, key: int | str, *, actor: str, action: str,
@@ -98,7 +106,7 @@ def _write(session: Session, kind: str, key: int | str, *, actor: str, action: s
             [(str(key), None if before is None else before["value"], after["value"])]
         name = str(key)
     else:
-        names = _names(session)
+        names = _names(session, before, after)
         resolve = program_state.resolve_account if kind == "account" else \
             program_state.resolve_source
         shown_after = resolve(after, names)

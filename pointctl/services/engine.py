@@ -494,7 +494,7 @@ class _Chunk:
             self._decide(op)
             self.decided += 1
         self._write()
-        if self.paused:
+        if self.paused and self.lock:  # (a preview, rolled back, records nothing)
             from pointctl.services.changes import record_change
             from pointctl.services.sources import PAUSED_AT_ZERO
 
