@@ -107,13 +107,20 @@ def test_every_change_of_the_program_is_an_entry_with_actor_and_before_after(cli
                "allow_negative: true -> false")
     assert [(r["actor"], r["time"], r["account"]) for r in found] == [
         ("anna", "2026-03-02T09:00:00Z", "Core")]
+    # the filters of the audit log find them: an account's, a source's
+    assert [r["reference_type"] for r in changes(cli, "--account", "Promo")] == [
+        "Account create", "Account expiration", "Account reactivation", "Account expiration",
+        "Account deactivate"]
+    assert [r["reference_type"] for r in changes(cli, "--source", "Base Points")] == [
+        "Source create", "Source link", "Source edit", "Source pause", "Source activate"]
     # the CSV carries the note; the changes stay in JSON
     as_csv = cli.ok("report", "audit", "--type", "change", "--format", "csv").stdout
     assert "allow_negative: true -> false; max_balance: none -> 5000" in as_csv
     verify_clean(cli)
 
 
-def test_an_issue_that_empties_a_source_records_its_pause(cli: Cli) -> None:
+def test_an_issue_that_empties_a_source_records_its_pause(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ok(cli, T0, "accounts", "create", "Core", "--default")
     ok(cli, T0, "sources", "create", "Ride", "--inventory", "30")
     ok(cli, T0, "--actor", "till-7", "issue", "ann", "30", "--source", "Ride")
@@ -126,6 +133,7 @@ def test_an_issue_that_empties_a_source_records_its_pause(cli: Cli) -> None:
     ok(cli, T0, "sources", "activate", "Ride")
     lines = "\n".join(json.dumps({"op": "issue", "user": f"u{n}", "points": 1, "source": "Ride"})
                       for n in range(8))
+    monkeypatch.chdir(tmp_path)  # (the rejected lines' file is written here)
     result = cli("batch", "-", "--input-format", "jsonl", input=lines + "\n", env=at(T0))
     assert result.exit_code == 1  # 3 of the 8 refused: the source paused at zero
     pauses = [r for r in changes(cli) if r["reference_type"] == "Source pause"]
@@ -310,16 +318,23 @@ def test_the_history_begins_with_the_upgrade_that_keeps_it(
 
 
 def test_concurrent_links_to_one_source_are_all_in_its_recorded_state(cli: Cli) -> None:
-    """Twelve processes each link a new account to one source at once: the source's last
-    recorded state names all of them (each change is recorded under the source's row lock,
-    after the changes committed before it)."""
+    """Three rounds of twelve processes each linking a new account to one source at once:
+    after each, the source's last recorded state names every account linked (each change is
+    recorded under the source's row lock, after the changes committed before it)."""
+    import tomllib
+
     ok(cli, T0, "accounts", "create", "Core")
     ok(cli, T0, "sources", "create", "Base", "--link", "Core")
-    for n in range(12):
-        ok(cli, T0, "accounts", "create", f"A{n}")
-    results = run_workers(cli.url, [["accounts", "edit", f"A{n}", "--link", "Base"]
-                                    for n in range(12)])
-    assert [r.returncode for r in results] == [0] * 12, [r.stderr for r in results]
-    current = export(cli)
-    assert export(cli, "--at", "2026-06-15T12:00:00Z") == current
-    assert current.count('"A') >= 12
+    linked = ["Core"]
+    for round_ in range(3):
+        names = [f"A{round_}-{n}" for n in range(12)]
+        for name in names:
+            ok(cli, T0, "accounts", "create", name)
+        results = run_workers(cli.url, [["accounts", "edit", name, "--link", "Base"]
+                                        for name in names])
+        assert [r.returncode for r in results] == [0] * 12, [r.stderr for r in results]
+        linked += names
+        current = export(cli)
+        recorded = export(cli, "--at", "2026-06-15T12:00:00Z")
+        assert tomllib.loads(recorded)["sources"][0]["accounts"] == linked
+        assert recorded == current

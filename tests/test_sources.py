@@ -24,7 +24,7 @@ def inventory_entries(url: str) -> list[tuple]:
     with engine.connect() as connection:
         rows = connection.execute(text(
             "SELECT type, source_id, points, reference_type, actor FROM entry "
-            "WHERE type = 'inventory' ORDER BY id"
+            "WHERE type <> 'change' ORDER BY id"
         )).all()
     engine.dispose()
     return [tuple(row) for row in rows]

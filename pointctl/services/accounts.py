@@ -139,9 +139,11 @@ def _link_sources(session: Session, account: Account, source_names: Sequence[str
     the link's foreign key would otherwise share-lock them, and the change history's lock of
     each (``changes.record_change``) would then wait on a concurrent linker doing the same."""
     sources = [source_by_name(session, name) for name in dedupe_names(source_names)]
-    locked = locks.lock_sources(session, (), (s.id for s in sources if s.id is not None))
+    for source in sorted(sources, key=lambda s: s.id or 0):
+        locks.lock_program_row(session, "source", int(source.id or 0))
+        session.refresh(source)
     for source in sources:
-        if locked[int(source.id or 0)][1] != "active":
+        if source.status != "active":
             raise RefusedError(
                 f"source {source.name!r} is {source.status}; only active sources can be linked"
             )

@@ -150,7 +150,7 @@ def document_at(session: Session, *, at: str) -> dict[str, Any]:
         moment.isoformat(" ", "microseconds")
     start = session.execute(text(
         f"SELECT MIN(recorded_at) FROM entry WHERE type = '{ENTRY_TYPE}' "
-        "AND reference_type LIKE '% baseline'")).scalar()
+        "AND reference_type LIKE '% baseline' AND detail IS NOT NULL")).scalar()
     if start is not None:
         began = start if isinstance(start, datetime) else datetime.fromisoformat(str(start))
         if moment < began:

@@ -175,8 +175,7 @@ def _record(session: Session, account_id: int, *, actor: str) -> None:
     record_change(session, kind="account", key=account_id, actor=actor, action="expiration")
 
 
-def clear_policy(session: Session, *, account: str, actor: str = "pointctl"
-                 ) -> dict[str, Any]:
+def clear_policy(session: Session, *, account: str, actor: str) -> dict[str, Any]:
     target = account_by_name(session, account)
     current = locks.lock_policy(session, target.id)
     if current is not None:

@@ -11,13 +11,19 @@ The order (a writer takes what it needs of each step, never going back to an ear
 4. per-customer advisory locks of restricted sources, by (source id, user)
    (``lock_customers``).
 
-Administration (editing an account, a source, a restriction, links) locks the one account or
-source row it changes, FOR UPDATE, through ``lookup.by_name(lock=True)`` or ``lock_sources``;
-it takes no balance rows, so it cannot close a cycle with the ledger's writers. To record the
-change (``changes.record_change``) it then locks, FOR UPDATE, the row of each object whose
-change it records (``lock_program_row``), in the order recorded: the object it changed first,
-then the sources whose links it changed. An object's latest recorded state is read under its
-row lock, so two changes of one object are recorded one after the other.
+Administration (editing an account, a source, a restriction, links, a policy) locks the
+account or source row it changes, FOR NO KEY UPDATE, through ``lookup.by_name(lock=True)`` or
+``lock_program_row``: that excludes other administrators of the row and the ledger's FOR SHARE
+and FOR UPDATE of a source row, but not the key-share lock that inserting a row referring to
+it takes (an entry, a lot, a balance, a link: PostgreSQL's foreign-key check), so a ledger
+writer holding balance or source rows never waits for an administrator on an account row.
+Administration takes no balance rows of its own accord (changing or removing a policy first
+performs the evaluations it owes, as ``expire run`` would: steps 1 and 2, then the account).
+To record the change (``changes.record_change``) it locks, FOR NO KEY UPDATE, the row of
+each object whose change it records, in the order recorded: the object it changed first,
+then the sources whose links it changed (locked, by id, before the link is written). An
+object's latest recorded state is read under its row lock, so two changes of one object are
+recorded one after the other.
 
 The lots, draws and debts of a user's account are guarded by its balance row: nobody reads a
 lot to change it without holding that row. On SQLite ``BEGIN IMMEDIATE`` makes every writer
@@ -60,13 +66,14 @@ def lock_policy(session: Session, account_id: int) -> Any:
 
 
 def lock_program_row(session: Session, kind: str, key: int | str) -> None:
-    """The row of an account, a source (by id) or a setting (by name), FOR UPDATE, before its
-    change is recorded (SQLite's writer holds the whole database already)."""
+    """The row of an account, a source (by id) or a setting (by name), FOR NO KEY UPDATE,
+    before its change is recorded (SQLite's writer holds the whole database already)."""
     if _postgres(session):
         table, column = {"account": ("account", "id"), "source": ("source", "id"),
                          "setting": ("setting", "key")}[kind]
         session.connection().execute(
-            text(f"SELECT 1 FROM {table} WHERE {column} = :key FOR UPDATE"), {"key": key})
+            text(f"SELECT 1 FROM {table} WHERE {column} = :key FOR NO KEY UPDATE"),
+            {"key": key})
 
 
 def share_policies(session: Session, account_ids: Sequence[int]) -> None:

@@ -25,8 +25,8 @@ def _article(kind: str) -> str:
 def by_name(session: Session, model: type[Named], name: str, *, lock: bool = False) -> Named:
     """The account or source called ``name`` (any case); NotFoundError lists the known ones."""
     query = select(model).where(model.name_key == name_key(name))
-    if lock:
-        query = query.with_for_update()
+    if lock:  # FOR NO KEY UPDATE: see pointctl.services.locks on administration
+        query = query.with_for_update(key_share=True)
     found = session.exec(query).first()
     if found is not None:
         return found

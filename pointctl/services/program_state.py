@@ -29,6 +29,7 @@ from pointctl.db.models import (
     Setting,
     Source,
 )
+from pointctl.services import settings
 
 # the fields of each kind, in the file's order (a state holds those that are set)
 ACCOUNT_FIELDS = ("name", "group", "default", "allow_negative", "max_balance", "qualifying",
@@ -36,7 +37,7 @@ ACCOUNT_FIELDS = ("name", "group", "default", "allow_negative", "max_balance", "
                   "expiration", "reactivation")
 SOURCE_FIELDS = ("name", "inventory", "accounts", "status", "value", "currency",
                  "restrictions")
-SETTINGS = ("timezone",)
+SETTINGS = tuple(settings.SETTINGS)
 
 
 def show(value: Any) -> str:

@@ -202,7 +202,7 @@ def _locked(session: Session, restriction_id: int) -> tuple[Restriction, Source]
     found = get()
     if found is not None:
         source = session.exec(select(Source).where(Source.id == found.source_id)
-                              .with_for_update()).scalar_one()
+                              .with_for_update(key_share=True)).scalar_one()
         found = get()  # it may have been deleted while we waited
         if found is not None:
             return found, source
