@@ -16,7 +16,8 @@ def test_create_and_show(cli: Cli) -> None:
     account = cli.json("accounts", "show", "spendable - CORE")
     assert account == {
         "id": 1, "name": "Spendable - Core", "group": "Spendable Point Balance",
-        "status": "active", "default": True, "allow_negative": True, "max_balance": 50000,
+        "status": "active", "default": True, "allow_negative": True, "max_debt": None,
+        "max_balance": 50000,
         "qualifying": False, "pending_for": "30d", "qualifying_weight": None,
         "non_qualifying_weight": None, "expiration": "never", "reactivation": "off",
         "sources": [], "source_count": 0,

@@ -27,7 +27,7 @@ LIST_COLUMNS = [
 ]
 FIELDS = [
     ("id", "id"), ("name", "name"), ("group", "group"), ("status", "status"),
-    ("default", "default"), ("allow_negative", "allow negative"),
+    ("default", "default"), ("allow_negative", "allow negative"), ("max_debt", "max debt"),
     ("max_balance", "max balance"), ("qualifying", "qualifying"),
     ("pending_for", "pending for"), ("qualifying_weight", "qualifying weight"),
     ("non_qualifying_weight", "non-qualifying weight"), ("expiration", "expiration"),
@@ -79,6 +79,10 @@ def create(
     allow_negative: Annotated[bool, typer.Option(
         "--allow-negative/--no-negative",
         help="Whether spends and returns may take the balance below zero.")] = True,
+    max_debt: Annotated[int | None, typer.Option(
+        "--max-debt", metavar="N", parser=whole("--max-debt"),
+        help="Most points a customer may owe here (needs negative balances allowed); a "
+        "spend, return or deduction that would go further is refused.")] = None,
     max_balance: Annotated[int | None, typer.Option(
         "--max-balance", metavar="N", parser=whole("--max-balance"),
         help="Highest balance the account may reach.")] = None,
@@ -102,7 +106,7 @@ def create(
         is_default=default,
         allow_negative=allow_negative, max_balance=max_balance, qualifying=qualifying,
         pending_for=pending_for, qualifying_weight=qualifying_weight,
-        non_qualifying_weight=non_qualifying_weight, link=link or [],
+        non_qualifying_weight=non_qualifying_weight, link=link or [], max_debt=max_debt,
     )
     emit_result(result, fmt, FIELDS, f"Created account {result['name']!r} (id {result['id']})")
 
@@ -154,6 +158,11 @@ def edit(
         help="Set the maximum balance.")] = None,
     no_max_balance: Annotated[bool, typer.Option(
         "--no-max-balance", help="Remove the maximum balance.")] = False,
+    max_debt: Annotated[int | None, typer.Option(
+        "--max-debt", metavar="N", parser=whole("--max-debt"),
+        help="Set the most points a customer may owe here.")] = None,
+    no_max_debt: Annotated[bool, typer.Option(
+        "--no-max-debt", help="Remove the max debt: debt without limit.")] = False,
     qualifying: Annotated[bool | None, typer.Option(
         "--qualifying/--no-qualifying", help="Mark as tier qualifying, or not.",
         show_default=False)] = None,
@@ -180,6 +189,7 @@ def edit(
     changes: dict[str, Any] = {}
     for value, clear, key, flag in ((group, no_group, "group", "--group"),
                                     (max_balance, no_max_balance, "max_balance", "--max-balance"),
+                                    (max_debt, no_max_debt, "max_debt", "--max-debt"),
                                     (pending_for, no_pending, "pending_for", "--pending-for"),
                                     (qualifying_weight, no_qualifying_weight,
                                      "qualifying_weight", "--qualifying-weight"),

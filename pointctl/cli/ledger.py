@@ -105,6 +105,9 @@ def spend(
         "--account", "-a", autocompletion=account_names,
         help="Spend from these accounts in this order (repeatable); "
         "default: the active default accounts, FIFO.")] = None,
+    clamp: Annotated[bool, typer.Option(
+        "--clamp", help="Where the account's max debt would be passed, spend only what it "
+        "allows instead of refusing.")] = False,
     reference_id: ReferenceIdOption = None,
     reference_type: ReferenceTypeOption = None,
     idempotency_key: IdempotencyKeyOption = None,
@@ -113,13 +116,15 @@ def spend(
 ) -> None:
     """Spend POINTS of USER, oldest points first."""
     result = state.call(_ledger().spend, write=True, user=user, points=points,
-                        accounts=account or [],
+                        accounts=account or [], clamp=clamp,
                         options=_options(at, reference_id, reference_type, idempotency_key))
     parts = ", ".join(f"{e['points']} from {e['account']!r} (entry {e['entry']}, balance "
                       f"{e['balance']})" for e in result["entries"])
     note = f"Spent {result['points']} points of {result['user']}: {parts}"
     if result["debt_created"]:
         note += f"; {result['debt_created']} became debt"
+    if result.get("clamped"):
+        note += f"; clamped from {result['requested']} (the max debt)"
     _emit_nested(result, fmt, "entries", _replayed(result, note))
 
 
@@ -149,6 +154,9 @@ def reverse(
         "--points", "-p", metavar="N", parser=whole("--points"),
         help="Reverse only this many points (default: all that is left).")
     ] = None,
+    clamp: Annotated[bool, typer.Option(
+        "--clamp", help="Where returning spent points would pass the account's max debt, "
+        "reverse only what it allows instead of refusing.")] = False,
     idempotency_key: IdempotencyKeyOption = None,
     at: AtOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -156,7 +164,8 @@ def reverse(
     """Undo an issue (a return of goods) or a spend, whole or in part."""
     result = state.call(_ledger().reverse, write=True, entry_id=entry,
                         reference_id=reference_id, reference_type=reference_type,
-                        points=points, options=_options(at, None, None, idempotency_key))
+                        points=points, clamp=clamp,
+                        options=_options(at, None, None, idempotency_key))
     parts = []
     for r in result["reversals"]:
         part = f"{r['points']} of {r['type']} entry {r['reverses']} (entry {r['entry']}"
@@ -170,6 +179,8 @@ def reverse(
                 part += f", {r['written_off']} written off"
         parts.append(part + f"; balance {r['balance']})")
     note = f"Reversed {result['points']} points: " + "; ".join(parts)
+    if result.get("clamped"):
+        note += f"; clamped from {result['requested']} (the max debt)"
     _emit_nested(result, fmt, "reversals", _replayed(result, note))
 
 

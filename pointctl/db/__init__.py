@@ -4,4 +4,4 @@
 check the schema without importing Alembic; a test keeps it equal to the migrations' head.
 """
 
-SCHEMA_HEAD = "0009_change_history"
+SCHEMA_HEAD = "0010_credit_limits"

@@ -53,6 +53,8 @@ class Account(Table, table=True):
     status: str = Field(default="active", sa_type=String(16), nullable=False)
     is_default: bool = Field(default=False, nullable=False)
     allow_negative: bool = Field(default=True, nullable=False)
+    # the most points a customer may owe here (NULL: no limit); only with allow_negative
+    max_debt: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
     max_balance: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
     qualifying: bool = Field(default=False, nullable=False)
     pending_for: str | None = Field(default=None, sa_type=String(32), nullable=True)

@@ -56,6 +56,7 @@ def describe_account(
         "status": account.status,
         "default": account.is_default,
         "allow_negative": account.allow_negative,
+        "max_debt": account.max_debt,
         "max_balance": account.max_balance,
         "qualifying": account.qualifying,
         "pending_for": account.pending_for,
@@ -99,7 +100,8 @@ def _clean_pending(pending_for: str | None) -> str | None:
     return str(parse_duration(pending_for, what="--pending-for duration"))
 
 
-def flag_conflict(*, is_default: bool, qualifying: bool, pending_for: str | None
+def flag_conflict(*, is_default: bool, qualifying: bool, pending_for: str | None,
+                  allow_negative: bool = True, max_debt: int | None = None
                   ) -> tuple[str, str] | None:
     """The account settings that exclude each other, as (the setting refused, why); None when
     they agree. Account create and edit and ``config apply`` all ask this."""
@@ -111,6 +113,10 @@ def flag_conflict(*, is_default: bool, qualifying: bool, pending_for: str | None
         return "pending_for", ("a tier qualifying account cannot hold points pending: its "
                                "points count toward a tier as they are earned and are never "
                                "spent, so there is nothing to hold back")
+    if max_debt is not None and not allow_negative:
+        return "max_debt", ("a max debt needs negative balances allowed: without them no "
+                            "customer can owe points (remove the max debt, or allow negative "
+                            "balances)")
     return None
 
 
@@ -126,9 +132,10 @@ def _weights(qualifying: int | None, non_qualifying: int | None) -> dict[str, in
 
 
 def _check_flags(*, is_default: bool, qualifying: bool, pending_for: str | None,
-                 name: str) -> None:
+                 name: str, allow_negative: bool, max_debt: int | None) -> None:
     conflict = flag_conflict(is_default=is_default, qualifying=qualifying,
-                             pending_for=pending_for)
+                             pending_for=pending_for, allow_negative=allow_negative,
+                             max_debt=max_debt)
     if conflict is not None:
         raise InvalidInputError(f"account {name!r}: {conflict[1]}")
 
@@ -206,12 +213,16 @@ def create_account(
     qualifying_weight: int | None = None,
     non_qualifying_weight: int | None = None,
     link: Sequence[str] = (),
+    max_debt: int | None = None,
     actor: str,
 ) -> dict[str, Any]:
     name = clean_name(name, what="account")
     weights = _weights(qualifying_weight, non_qualifying_weight)
     pending = _clean_pending(pending_for)
-    _check_flags(is_default=is_default, qualifying=qualifying, pending_for=pending, name=name)
+    if max_debt is not None:
+        check_points(max_debt, what="--max-debt")
+    _check_flags(is_default=is_default, qualifying=qualifying, pending_for=pending, name=name,
+                 allow_negative=allow_negative, max_debt=max_debt)
     if max_balance is not None:
         check_points(max_balance, what="--max-balance")
     group_label = _clean_group(group)
@@ -220,6 +231,7 @@ def create_account(
     account = Account(
         name=name, name_key=name_key(name), group_label=group_label, status="active",
         is_default=is_default, allow_negative=allow_negative, max_balance=max_balance,
+        max_debt=max_debt,
         qualifying=qualifying, pending_for=pending, created_at=moment, updated_at=moment,
         **weights,
     )
@@ -268,6 +280,7 @@ def edit_account(
     non_qualifying_weight: int | None = UNSET,
     link: Sequence[str] = (),
     unlink: Sequence[str] = (),
+    max_debt: int | None = UNSET,
     actor: str,
 ) -> dict[str, Any]:
     """Change the given fields of an active account; UNSET leaves a field, None clears it."""
@@ -306,8 +319,13 @@ def edit_account(
         account.pending_for = _clean_pending(pending_for)
     for key, value in weights.items():
         setattr(account, key, value)
+    if max_debt is not UNSET:
+        if max_debt is not None:
+            check_points(max_debt, what="--max-debt")
+        account.max_debt = max_debt
     _check_flags(is_default=account.is_default, qualifying=account.qualifying,
-                 pending_for=account.pending_for, name=account.name)
+                 pending_for=account.pending_for, name=account.name,
+                 allow_negative=account.allow_negative, max_debt=account.max_debt)
     account.updated_at = clock.now()
     session.add(account)
     flush_unique(session, Account, account.name)

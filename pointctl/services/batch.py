@@ -243,12 +243,13 @@ def _request(op: Op, actor: str) -> engine.Request:
     if op.op == "spend":
         account = op.get("account")
         return engine.SpendRequest(user=user, points=points,
-                                   accounts=(account,) if account else (), options=options)
+                                   accounts=(account,) if account else (),
+                                   clamp=bool(op.get("clamp")), options=options)
     if op.op == "reverse":  # as the command: reference id and type select what to reverse
         return engine.ReverseRequest(
             entry_id=op.get("entry"), reference_id=op.get("reference_id"),
             reference_type=op.get("reference_type"), points=points,
-            options=WriteOptions(actor=actor, at=op.at,
+            clamp=bool(op.get("clamp")), options=WriteOptions(actor=actor, at=op.at,
                                  idempotency_key=op.get("idempotency_key")))
     if op.op == "transfer":
         return engine.TransferRequest(user=user, points=points, from_account=op.get("account"),

@@ -99,10 +99,12 @@ class SpendRequest:
     points: int
     options: WriteOptions
     accounts: tuple[str, ...] = ()
+    clamp: bool = False  # spend only what a max debt allows
 
     def fingerprint(self, user: str) -> str:
         return request_hash("spend", {"user": user, "points": self.points,
                                       "accounts": [a.casefold() for a in self.accounts],
+                                      **({"clamp": True} if self.clamp else {}),
                                       **self.options.request()})
 
 
@@ -148,12 +150,15 @@ class ReverseRequest:
     reference_id: str | None = None
     reference_type: str | None = None
     points: int | None = None
+    clamp: bool = False  # reverse only what a max debt allows
 
     def fingerprint(self, user: str) -> str:
         return request_hash("reverse", {"entry": self.entry_id,
                                         "reference_id": self.reference_id,
                                         "reference_type": self.reference_type,
-                                        "points": self.points, **self.options.request()})
+                                        "points": self.points,
+                                        **({"clamp": True} if self.clamp else {}),
+                                        **self.options.request()})
 
 
 @dataclass(frozen=True)
@@ -372,13 +377,14 @@ class _Account:
     pending_for: str | None
     reactivation_window: str | None
     reactivation_min_points: int | None
+    max_debt: int | None
 
     @classmethod
     def of(cls, row: Account) -> _Account:
         assert row.id is not None
         return cls(row.id, row.name, row.name_key, row.status, row.is_default,
                    row.allow_negative, row.max_balance, row.qualifying, row.pending_for,
-                   row.reactivation_window, row.reactivation_min_points)
+                   row.reactivation_window, row.reactivation_min_points, row.max_debt)
 
 
 @dataclass(slots=True, eq=False)
@@ -1210,6 +1216,29 @@ class _Chunk:
         balance."""
         return next((a for a in accounts if a.allow_negative), None)
 
+    def _debt_allowed(self, account: _Account, pair: Pair, debt: int, *, clamp: bool,
+                      doing: str, total: int) -> int:
+        """The credit limit, for every debit that creates debt (a spend's shortfall, a return
+        of spent points, a deduction): how much of ``debt`` the account's max debt lets the
+        user owe on top of what they owe already. All of it, or with ``clamp`` the part
+        allowed (never none); otherwise a refusal that says what is allowed. ``total``: the
+        points of the whole debit, ``debt`` the part of them that would be owed."""
+        if account.max_debt is None or not debt:
+            return debt
+        owed = self.pairs[pair].debt
+        room = max(0, account.max_debt - owed)
+        if debt <= room:
+            return debt
+        allowed = total - debt + room
+        if clamp and allowed > 0:
+            return room
+        user = pair[0]
+        hint = f"; --clamp {doing} the {allowed} allowed" if allowed and doing else ""
+        raise RefusedError(
+            f"{user} would owe {owed + debt} points in {account.name!r}, above its max debt of "
+            f"{account.max_debt} (owing {owed} now); at most {allowed} of the {total} points "
+            f"can be taken{hint}")
+
     @staticmethod
     def _max_balance_room(account: _Account, current: int) -> int | None:
         """How many points the account still takes (None: no max balance)."""
@@ -1308,6 +1337,10 @@ class _Chunk:
             raise RefusedError(f"insufficient points: {op.user} has {points - shortfall} "
                                f"available in {names}; {points} needed, and no account in play "
                                "allows a negative balance")
+        if shortfall and debt_account is not None:
+            owed = self._debt_allowed(debt_account, pairs[debt_account.id], shortfall,
+                                      clamp=request.clamp, doing="spends", total=points)
+            points, shortfall = points - shortfall + owed, owed
         by_account: dict[int, list[tuple[_Lot, int]]] = defaultdict(list)
         for lot, take in plan:
             by_account[lot.account].append((lot, take))
@@ -1330,7 +1363,8 @@ class _Chunk:
             self._add_debt(entry, pair, debt)
             results.append({"entry": entry.id, "account": account.name, "points": taken + debt,
                             "debt_created": debt, "balance": self._balance(pair)})
-        return {"user": op.user, "points": points, "entries": results,
+        return {"user": op.user, "points": points, "requested": request.points,
+                "clamped": points < request.points, "entries": results,
                 "debt_created": shortfall}
 
     def _subtract(self, op: _Op, request: SubtractRequest) -> dict[str, Any]:
@@ -1344,6 +1378,7 @@ class _Chunk:
             raise RefusedError(f"cannot remove {wanted} points: {op.user} has "
                                f"{wanted - shortfall} in {target.name!r}, which does not allow "
                                "a negative balance")
+        self._debt_allowed(target, pair, shortfall, clamp=False, doing="", total=wanted)
         sources = {lot.source for lot, _ in plan}
         entry = self._entry(op, type="adjustment", user=op.user, account=target.id,
                             source=sources.pop() if len(sources) == 1 else None,
@@ -1438,10 +1473,13 @@ class _Chunk:
                 results.append(self._reverse_issue(op, target, part))
             else:
                 results.append(self._reverse_spend(op, target, part))
-            wanted -= part
+            wanted -= results[-1]["points"]  # (less than the part where a max debt clamped)
             if wanted == 0:
                 break
-        return {"reversals": results, "points": sum(r["points"] for r in results)}
+        done = sum(r["points"] for r in results)
+        asked = total_left if request.points is None else request.points
+        return {"reversals": results, "points": done, "requested": asked,
+                "clamped": done < asked}
 
     def _reverse_issue(self, op: _Op, target: _Entry, points: int) -> dict[str, Any]:
         assert target.user is not None and target.account is not None
@@ -1451,6 +1489,11 @@ class _Chunk:
         take = min(points, lot.remaining)
         rest = points - take
         debt = rest if account.allow_negative else 0
+        if debt:
+            clamp = isinstance(op.request, ReverseRequest) and op.request.clamp
+            allowed = self._debt_allowed(account, pair, debt, clamp=clamp, doing="reverses",
+                                         total=points)
+            points, rest, debt = points - debt + allowed, allowed, allowed
         written_off = rest - debt
         entry = self._entry(op, type="reversal", user=target.user, account=target.account,
                             source=target.source, points=-(take + debt), related=target.id,

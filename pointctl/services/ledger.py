@@ -46,24 +46,26 @@ def issue(session: Session, *, user: str, points: int, source: str, account: str
 
 
 def spend(session: Session, *, user: str, points: int, accounts: Sequence[str] = (),
-          options: WriteOptions) -> dict[str, Any]:
+          clamp: bool = False, options: WriteOptions) -> dict[str, Any]:
     """Spend FIFO across the accounts in play; a shortfall becomes debt on the first account
-    that allows a negative balance, or the spend is refused."""
+    that allows a negative balance (up to its max debt: beyond it refused, or with ``clamp``
+    only the part allowed is spent), or the spend is refused."""
     from pointctl.services import engine
 
     return engine.apply_one(session, engine.SpendRequest(
-        user=user, points=points, accounts=tuple(accounts), options=options))
+        user=user, points=points, accounts=tuple(accounts), clamp=clamp, options=options))
 
 
 def reverse(session: Session, *, entry_id: int | None = None, reference_id: str | None = None,
             reference_type: str | None = None, points: int | None = None,
-            options: WriteOptions) -> dict[str, Any]:
-    """Undo issues or spends, whole or in part (the latest target first)."""
+            clamp: bool = False, options: WriteOptions) -> dict[str, Any]:
+    """Undo issues or spends, whole or in part (the latest target first); ``clamp``: only
+    what a max debt allows, where returning spent points would create debt."""
     from pointctl.services import engine
 
     return engine.apply_one(session, engine.ReverseRequest(
         entry_id=entry_id, reference_id=reference_id, reference_type=reference_type,
-        points=points, options=options))
+        points=points, clamp=clamp, options=options))
 
 
 def adjust_request(*, user: str, points: int, account: str, reason: str, source: str | None,

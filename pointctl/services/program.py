@@ -179,9 +179,10 @@ def _account(check: _Checker, table: Any, path: str) -> dict[str, Any]:
     for key in ("default", "allow_negative", "qualifying"):
         value = check.typed(table, key, path, (bool,), "true or false")
         account[key] = ACCOUNT_DEFAULTS[key] if value is None else value
-    max_balance = check.points(table, "max_balance", path)
-    if max_balance is not None:
-        account["max_balance"] = max_balance
+    for key in ("max_debt", "max_balance"):
+        limit = check.points(table, key, path)
+        if limit is not None:
+            account[key] = limit
     pending = check.duration(table, "pending_for", path)
     if pending:
         account["pending_for"] = pending
@@ -193,7 +194,8 @@ def _account(check: _Checker, table: Any, path: str) -> dict[str, Any]:
             except InvalidInputError as error:
                 check.fail(f"{path}.{key}", error.message)
     conflict = account_service.flag_conflict(
-        is_default=account["default"], qualifying=account["qualifying"], pending_for=pending)
+        is_default=account["default"], qualifying=account["qualifying"], pending_for=pending,
+        allow_negative=account["allow_negative"], max_debt=account.get("max_debt"))
     if conflict is not None:
         check.fail(f"{path}.{conflict[0]}", conflict[1])
     status = check.typed(table, "status", path, (str,), "active or inactive") or "active"
@@ -463,6 +465,7 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
             _at(path, lambda item=item: account_service.create_account(
                 session, name=item["name"], group=item.get("group"), is_default=item["default"],
                 allow_negative=item["allow_negative"], max_balance=item.get("max_balance"),
+                max_debt=item.get("max_debt"),
                 qualifying=item["qualifying"], pending_for=item.get("pending_for"),
                 qualifying_weight=item.get("qualifying_weight"),
                 non_qualifying_weight=item.get("non_qualifying_weight"), actor=actor))
@@ -510,7 +513,8 @@ def _update_account(session: Session, item: dict[str, Any], step: Step, *, actor
                                            actor=actor)
     edits: dict[str, Any] = {}
     mapping = {"group": "group", "default": "is_default", "allow_negative": "allow_negative",
-               "max_balance": "max_balance", "qualifying": "qualifying",
+               "max_balance": "max_balance", "max_debt": "max_debt",
+               "qualifying": "qualifying",
                "pending_for": "pending_for", "qualifying_weight": "qualifying_weight",
                "non_qualifying_weight": "non_qualifying_weight"}
     for key, argument in mapping.items():

@@ -32,7 +32,8 @@ from pointctl.db.models import (
 from pointctl.services import settings
 
 # the fields of each kind, in the file's order (a state holds those that are set)
-ACCOUNT_FIELDS = ("name", "group", "default", "allow_negative", "max_balance", "qualifying",
+ACCOUNT_FIELDS = ("name", "group", "default", "allow_negative", "max_debt", "max_balance",
+                  "qualifying",
                   "pending_for", "qualifying_weight", "non_qualifying_weight", "status",
                   "expiration", "reactivation")
 SOURCE_FIELDS = ("name", "inventory", "accounts", "status", "value", "currency",
@@ -75,6 +76,8 @@ def account_states(session: Session, ids: Sequence[int] | None = None) -> dict[i
             item["group"] = account.group_label
         item.update({"default": account.is_default, "allow_negative": account.allow_negative,
                      "qualifying": account.qualifying})
+        if account.max_debt is not None:
+            item["max_debt"] = account.max_debt
         if account.max_balance is not None:
             item["max_balance"] = account.max_balance
         if account.pending_for:
