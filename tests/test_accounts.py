@@ -19,7 +19,8 @@ def test_create_and_show(cli: Cli) -> None:
         "status": "active", "default": True, "allow_negative": True, "max_debt": None,
         "max_balance": 50000,
         "qualifying": False, "pending_for": "30d", "qualifying_weight": None,
-        "non_qualifying_weight": None, "expiration": "never", "reactivation": "off",
+        "non_qualifying_weight": None, "transfer_min": None, "transfer_max": None,
+        "transfer_yearly_max": None, "expiration": "never", "reactivation": "off",
         "sources": [], "source_count": 0,
         "created_at": "2026-03-01T09:00:00Z", "updated_at": "2026-03-01T09:00:00Z",
     }

@@ -30,12 +30,24 @@ FIELDS = [
     ("default", "default"), ("allow_negative", "allow negative"), ("max_debt", "max debt"),
     ("max_balance", "max balance"), ("qualifying", "qualifying"),
     ("pending_for", "pending for"), ("qualifying_weight", "qualifying weight"),
-    ("non_qualifying_weight", "non-qualifying weight"), ("expiration", "expiration"),
+    ("non_qualifying_weight", "non-qualifying weight"), ("transfer_min", "transfer min"),
+    ("transfer_max", "transfer max"), ("transfer_yearly_max", "transfer yearly max"),
+    ("expiration", "expiration"),
     ("reactivation", "reactivation"), ("sources", "sources"), ("created_at", "created (UTC)"),
     ("updated_at", "updated (UTC)"),
 ]
 
 
+TransferMin = Annotated[int | None, typer.Option(
+    "--transfer-min", metavar="N", parser=whole("--transfer-min"),
+    help="Fewest points one member may transfer to another out of this account at once.")]
+TransferMax = Annotated[int | None, typer.Option(
+    "--transfer-max", metavar="N", parser=whole("--transfer-max"),
+    help="Most points one member may transfer to another out of this account at once.")]
+TransferYearlyMax = Annotated[int | None, typer.Option(
+    "--transfer-yearly-max", metavar="N", parser=whole("--transfer-yearly-max"),
+    help="Most points one member may transfer to others out of this account per calendar "
+    "year (program time zone).")]
 QualifyingWeight = Annotated[int | None, typer.Option(
     "--qualifying-weight", metavar="N",
     parser=whole("--qualifying-weight", rule=check_weight),
@@ -94,6 +106,9 @@ def create(
         "--qualifying.")] = None,
     qualifying_weight: QualifyingWeight = None,
     non_qualifying_weight: NonQualifyingWeight = None,
+    transfer_min: TransferMin = None,
+    transfer_max: TransferMax = None,
+    transfer_yearly_max: TransferYearlyMax = None,
     link: Annotated[list[str] | None, typer.Option(
         "--link", metavar="SOURCE", help="Link an active source (repeatable).",
         autocompletion=source_names)] = None,
@@ -107,6 +122,8 @@ def create(
         allow_negative=allow_negative, max_balance=max_balance, qualifying=qualifying,
         pending_for=pending_for, qualifying_weight=qualifying_weight,
         non_qualifying_weight=non_qualifying_weight, link=link or [], max_debt=max_debt,
+        transfer_min=transfer_min, transfer_max=transfer_max,
+        transfer_yearly_max=transfer_yearly_max,
     )
     emit_result(result, fmt, FIELDS, f"Created account {result['name']!r} (id {result['id']})")
 
@@ -176,6 +193,15 @@ def edit(
     non_qualifying_weight: NonQualifyingWeight = None,
     no_non_qualifying_weight: Annotated[bool, typer.Option(
         "--no-non-qualifying-weight", help="Remove the non-qualifying weight.")] = False,
+    transfer_min: TransferMin = None,
+    no_transfer_min: Annotated[bool, typer.Option(
+        "--no-transfer-min", help="Remove the minimum per transfer.")] = False,
+    transfer_max: TransferMax = None,
+    no_transfer_max: Annotated[bool, typer.Option(
+        "--no-transfer-max", help="Remove the maximum per transfer.")] = False,
+    transfer_yearly_max: TransferYearlyMax = None,
+    no_transfer_yearly_max: Annotated[bool, typer.Option(
+        "--no-transfer-yearly-max", help="Remove the yearly maximum per member.")] = False,
     link: Annotated[list[str] | None, typer.Option(
         "--link", metavar="SOURCE", help="Link an active source (repeatable).",
         autocompletion=source_names)] = None,
@@ -194,7 +220,13 @@ def edit(
                                     (qualifying_weight, no_qualifying_weight,
                                      "qualifying_weight", "--qualifying-weight"),
                                     (non_qualifying_weight, no_non_qualifying_weight,
-                                     "non_qualifying_weight", "--non-qualifying-weight")):
+                                     "non_qualifying_weight", "--non-qualifying-weight"),
+                                    (transfer_min, no_transfer_min, "transfer_min",
+                                     "--transfer-min"),
+                                    (transfer_max, no_transfer_max, "transfer_max",
+                                     "--transfer-max"),
+                                    (transfer_yearly_max, no_transfer_yearly_max,
+                                     "transfer_yearly_max", "--transfer-yearly-max")):
         if value is not None and clear:
             raise InvalidInputError(f"{flag} and its --no- form cannot be used together")
         if value is not None:

@@ -67,6 +67,11 @@ class Account(Table, table=True):
     # what a promotion engine weighs when several promotions apply (NULL: not set)
     qualifying_weight: int | None = Field(default=None, nullable=True)
     non_qualifying_weight: int | None = Field(default=None, nullable=True)
+    # limits of transfers from one member to another out of this account (NULL: none): per
+    # transfer, and per sending member and calendar year of the program time zone
+    transfer_min: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    transfer_max: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    transfer_yearly_max: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
 
 
 class Enrollment(Table, table=True):

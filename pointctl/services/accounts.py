@@ -62,6 +62,7 @@ def describe_account(
         "pending_for": account.pending_for,
         "qualifying_weight": account.qualifying_weight,
         "non_qualifying_weight": account.non_qualifying_weight,
+        **{key: getattr(account, key) for key in TRANSFER_LIMITS},
         "expiration": _expiration_words(session, account),
         "reactivation": _reactivation_words(account),
         "sources": sources,
@@ -100,9 +101,13 @@ def _clean_pending(pending_for: str | None) -> str | None:
     return str(parse_duration(pending_for, what="--pending-for duration"))
 
 
+TRANSFER_LIMITS = ("transfer_min", "transfer_max", "transfer_yearly_max")
+
+
 def flag_conflict(*, is_default: bool, qualifying: bool, pending_for: str | None,
-                  allow_negative: bool = True, max_debt: int | None = None
-                  ) -> tuple[str, str] | None:
+                  allow_negative: bool = True, max_debt: int | None = None,
+                  transfer_min: int | None = None, transfer_max: int | None = None,
+                  transfer_yearly_max: int | None = None) -> tuple[str, str] | None:
     """The account settings that exclude each other, as (the setting refused, why); None when
     they agree. Account create and edit and ``config apply`` all ask this."""
     if qualifying and is_default:
@@ -117,6 +122,12 @@ def flag_conflict(*, is_default: bool, qualifying: bool, pending_for: str | None
         return "max_debt", ("a max debt needs negative balances allowed: without them no "
                             "customer can owe points (remove the max debt, or allow negative "
                             "balances)")
+    for key, most in (("transfer_max", transfer_max), ("transfer_yearly_max",
+                                                        transfer_yearly_max)):
+        if transfer_min is not None and most is not None and transfer_min > most:
+            return "transfer_min", (f"the transfer minimum ({transfer_min}) is above the "
+                                    f"{'yearly ' if 'yearly' in key else ''}maximum ({most}): "
+                                    "no transfer could be made")
     return None
 
 
@@ -131,11 +142,20 @@ def _weights(qualifying: int | None, non_qualifying: int | None) -> dict[str, in
     return found
 
 
+def _limits(given: dict[str, int | None]) -> dict[str, int | None]:
+    """Transfer limits given (None: no limit), each a positive number of points."""
+    for key, value in given.items():
+        if value is not None:
+            check_points(value, what="--" + key.replace("_", "-"))
+    return given
+
+
 def _check_flags(*, is_default: bool, qualifying: bool, pending_for: str | None,
-                 name: str, allow_negative: bool, max_debt: int | None) -> None:
+                 name: str, allow_negative: bool, max_debt: int | None,
+                 limits: dict[str, int | None]) -> None:
     conflict = flag_conflict(is_default=is_default, qualifying=qualifying,
                              pending_for=pending_for, allow_negative=allow_negative,
-                             max_debt=max_debt)
+                             max_debt=max_debt, **limits)
     if conflict is not None:
         raise InvalidInputError(f"account {name!r}: {conflict[1]}")
 
@@ -214,6 +234,9 @@ def create_account(
     non_qualifying_weight: int | None = None,
     link: Sequence[str] = (),
     max_debt: int | None = None,
+    transfer_min: int | None = None,
+    transfer_max: int | None = None,
+    transfer_yearly_max: int | None = None,
     actor: str,
 ) -> dict[str, Any]:
     name = clean_name(name, what="account")
@@ -221,8 +244,10 @@ def create_account(
     pending = _clean_pending(pending_for)
     if max_debt is not None:
         check_points(max_debt, what="--max-debt")
+    limits = _limits({"transfer_min": transfer_min, "transfer_max": transfer_max,
+                      "transfer_yearly_max": transfer_yearly_max})
     _check_flags(is_default=is_default, qualifying=qualifying, pending_for=pending, name=name,
-                 allow_negative=allow_negative, max_debt=max_debt)
+                 allow_negative=allow_negative, max_debt=max_debt, limits=limits)
     if max_balance is not None:
         check_points(max_balance, what="--max-balance")
     group_label = _clean_group(group)
@@ -231,7 +256,7 @@ def create_account(
     account = Account(
         name=name, name_key=name_key(name), group_label=group_label, status="active",
         is_default=is_default, allow_negative=allow_negative, max_balance=max_balance,
-        max_debt=max_debt,
+        max_debt=max_debt, **limits,
         qualifying=qualifying, pending_for=pending, created_at=moment, updated_at=moment,
         **weights,
     )
@@ -281,6 +306,9 @@ def edit_account(
     link: Sequence[str] = (),
     unlink: Sequence[str] = (),
     max_debt: int | None = UNSET,
+    transfer_min: int | None = UNSET,
+    transfer_max: int | None = UNSET,
+    transfer_yearly_max: int | None = UNSET,
     actor: str,
 ) -> dict[str, Any]:
     """Change the given fields of an active account; UNSET leaves a field, None clears it."""
@@ -323,9 +351,14 @@ def edit_account(
         if max_debt is not None:
             check_points(max_debt, what="--max-debt")
         account.max_debt = max_debt
+    given = {"transfer_min": transfer_min, "transfer_max": transfer_max,
+             "transfer_yearly_max": transfer_yearly_max}
+    for key, value in _limits({k: v for k, v in given.items() if v is not UNSET}).items():
+        setattr(account, key, value)
     _check_flags(is_default=account.is_default, qualifying=account.qualifying,
                  pending_for=account.pending_for, name=account.name,
-                 allow_negative=account.allow_negative, max_debt=account.max_debt)
+                 allow_negative=account.allow_negative, max_debt=account.max_debt,
+                 limits={key: getattr(account, key) for key in TRANSFER_LIMITS})
     account.updated_at = clock.now()
     session.add(account)
     flush_unique(session, Account, account.name)

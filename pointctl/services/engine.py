@@ -378,13 +378,17 @@ class _Account:
     reactivation_window: str | None
     reactivation_min_points: int | None
     max_debt: int | None
+    transfer_min: int | None
+    transfer_max: int | None
+    transfer_yearly_max: int | None
 
     @classmethod
     def of(cls, row: Account) -> _Account:
         assert row.id is not None
         return cls(row.id, row.name, row.name_key, row.status, row.is_default,
                    row.allow_negative, row.max_balance, row.qualifying, row.pending_for,
-                   row.reactivation_window, row.reactivation_min_points, row.max_debt)
+                   row.reactivation_window, row.reactivation_min_points, row.max_debt,
+                   row.transfer_min, row.transfer_max, row.transfer_yearly_max)
 
 
 @dataclass(slots=True, eq=False)
@@ -482,6 +486,9 @@ class _Chunk:
         self.created: set[Pair] = set()  # balance rows created by this chunk
         self.used: set[Pair] = set()  # balance rows an applied request needed
         self.paused: dict[int, str] = {}  # sources an issue paused -> the issue's actor
+        # (sender, account, calendar year) -> points transferred to other members, this chunk
+        # included (read from the ledger when first needed, under the sender's balance lock)
+        self.sent: dict[tuple[str, int, int], int] = {}
 
     def _text_time(self, moment: datetime) -> str:
         """SQLite's text form of a time (most requests of a chunk share a few moments)."""
@@ -1400,6 +1407,9 @@ class _Chunk:
         giver: Pair = (op.user, giver_account.id)
         taker: Pair = (op.receiver, taker_account.id)
         points = request.points
+        sent_key = None
+        if op.receiver != op.user:  # from one member to another: the account's limits
+            sent_key = self._transfer_allowed(op, giver_account, points)
         giver_lots = self._open_lots(giver, op.moment)
         spendable = self._spendable(giver, giver_lots)
         if spendable < points:
@@ -1427,10 +1437,54 @@ class _Chunk:
         for lot, take in plan:
             repaid += self._credit(taker, taker_account, source=lot.source, points=take,
                                    entry=into, moment=op.moment, origin=lot)[1]
+        if sent_key is not None:
+            self.sent[sent_key] += points
         return {"entries": [out.id, into.id], "user": op.user, "to_user": op.receiver,
                 "from": giver_account.name, "to": taker_account.name, "points": points,
                 "debt_repaid": repaid, "balance_from": self._balance(giver),
                 "balance_to": self._balance(taker)}
+
+    def _transfer_allowed(self, op: _Op, account: _Account, points: int
+                          ) -> tuple[str, int, int] | None:
+        """The transfer limits of the sending account, for a transfer to another member: the
+        fewest and the most points per transfer, and the most per sender and calendar year of
+        the program time zone (what was sent that year, this chunk included). A refusal says
+        what is still allowed; otherwise the key under which the points sent are counted."""
+        where = f"a transfer to another member out of {account.name!r}"
+        if account.transfer_min is not None and points < account.transfer_min:
+            raise RefusedError(f"{where} is at least {account.transfer_min} points; "
+                               f"{points} asked")
+        if account.transfer_max is not None and points > account.transfer_max:
+            raise RefusedError(f"{where} is at most {account.transfer_max} points; {points} "
+                               "asked")
+        yearly = account.transfer_yearly_max
+        if yearly is None:
+            return None
+        from pointctl.services.settings import program_zone
+
+        zone = program_zone(self.session)
+        year = clock.to_local(op.moment, zone).year
+        key = (op.user, account.id, year)
+        if key not in self.sent:
+            start = clock.to_utc(datetime(year, 1, 1), zone)
+            end = clock.to_utc(datetime(year + 1, 1, 1), zone) if year < 9999 else \
+                datetime(9999, 12, 31)
+            mark = "%s" if self.postgres else "?"
+            rows = self._raw(
+                "SELECT COALESCE(SUM(-d.points), 0) FROM entry d JOIN entry c "
+                "ON c.related_entry_id = d.id AND c.type = 'transfer' "
+                "WHERE d.type = 'transfer' AND d.points < 0 AND c.user_id <> d.user_id "
+                f"AND d.user_id = {mark} AND d.account_id = {mark} "
+                f"AND d.occurred_at >= {mark} AND d.occurred_at < {mark}",
+                (op.user, account.id, self.stored(start), self.stored(end)))
+            self.sent[key] = int(rows[0][0])
+        sent = self.sent[key]
+        if sent + points > yearly:
+            left = max(0, yearly - sent)
+            raise RefusedError(f"{op.user} has transferred {sent} points out of "
+                               f"{account.name!r} to other members in {year}, of at most "
+                               f"{yearly} a year; {left} more can be transferred this year")
+        return key
 
     # reverse
 

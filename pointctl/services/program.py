@@ -179,7 +179,7 @@ def _account(check: _Checker, table: Any, path: str) -> dict[str, Any]:
     for key in ("default", "allow_negative", "qualifying"):
         value = check.typed(table, key, path, (bool,), "true or false")
         account[key] = ACCOUNT_DEFAULTS[key] if value is None else value
-    for key in ("max_debt", "max_balance"):
+    for key in ("max_debt", "max_balance", *account_service.TRANSFER_LIMITS):
         limit = check.points(table, key, path)
         if limit is not None:
             account[key] = limit
@@ -195,7 +195,8 @@ def _account(check: _Checker, table: Any, path: str) -> dict[str, Any]:
                 check.fail(f"{path}.{key}", error.message)
     conflict = account_service.flag_conflict(
         is_default=account["default"], qualifying=account["qualifying"], pending_for=pending,
-        allow_negative=account["allow_negative"], max_debt=account.get("max_debt"))
+        allow_negative=account["allow_negative"], max_debt=account.get("max_debt"),
+        **{key: account.get(key) for key in account_service.TRANSFER_LIMITS})
     if conflict is not None:
         check.fail(f"{path}.{conflict[0]}", conflict[1])
     status = check.typed(table, "status", path, (str,), "active or inactive") or "active"
@@ -466,6 +467,7 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
                 session, name=item["name"], group=item.get("group"), is_default=item["default"],
                 allow_negative=item["allow_negative"], max_balance=item.get("max_balance"),
                 max_debt=item.get("max_debt"),
+                **{key: item.get(key) for key in account_service.TRANSFER_LIMITS},
                 qualifying=item["qualifying"], pending_for=item.get("pending_for"),
                 qualifying_weight=item.get("qualifying_weight"),
                 non_qualifying_weight=item.get("non_qualifying_weight"), actor=actor))
@@ -516,7 +518,8 @@ def _update_account(session: Session, item: dict[str, Any], step: Step, *, actor
                "max_balance": "max_balance", "max_debt": "max_debt",
                "qualifying": "qualifying",
                "pending_for": "pending_for", "qualifying_weight": "qualifying_weight",
-               "non_qualifying_weight": "non_qualifying_weight"}
+               "non_qualifying_weight": "non_qualifying_weight",
+               **{key: key for key in account_service.TRANSFER_LIMITS}}
     for key, argument in mapping.items():
         if key in fields:
             edits[argument] = item.get(key)

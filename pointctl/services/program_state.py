@@ -34,7 +34,8 @@ from pointctl.services import settings
 # the fields of each kind, in the file's order (a state holds those that are set)
 ACCOUNT_FIELDS = ("name", "group", "default", "allow_negative", "max_debt", "max_balance",
                   "qualifying",
-                  "pending_for", "qualifying_weight", "non_qualifying_weight", "status",
+                  "pending_for", "qualifying_weight", "non_qualifying_weight",
+                  "transfer_min", "transfer_max", "transfer_yearly_max", "status",
                   "expiration", "reactivation")
 SOURCE_FIELDS = ("name", "inventory", "accounts", "status", "value", "currency",
                  "restrictions")
@@ -82,7 +83,8 @@ def account_states(session: Session, ids: Sequence[int] | None = None) -> dict[i
             item["max_balance"] = account.max_balance
         if account.pending_for:
             item["pending_for"] = account.pending_for
-        for key in ("qualifying_weight", "non_qualifying_weight"):
+        for key in ("qualifying_weight", "non_qualifying_weight", "transfer_min",
+                    "transfer_max", "transfer_yearly_max"):
             if getattr(account, key) is not None:
                 item[key] = getattr(account, key)
         item["status"] = account.status
