@@ -88,6 +88,35 @@ def test_a_return_of_spent_points_and_a_deduction_keep_to_the_max(core: Cli) -> 
     verify_clean(cli)
 
 
+def test_a_reversal_by_reference_is_checked_whole(core: Cli) -> None:
+    """Several issues under one reference: --clamp reverses what may be owed over all of
+    them; an order's spend reversed with its issue cancels the debt it made."""
+    cli = core
+    ok(cli, T0, "issue", "cy", "50", "--source", "Base", "--reference-id", "R")
+    ok(cli, T0, "issue", "cy", "50", "--source", "Base", "--reference-id", "R")
+    ok(cli, T0, "spend", "cy", "100")
+    ok(cli, T0, "spend", "cy", "80")  # owes 80
+    assert refused(cli, "reverse", "--reference-id", "R") == (
+        "Error: cy would owe 180 points in 'Core', above its max debt of 100 (owing 80 now); "
+        "at most 20 of the 100 points can be taken; --clamp reverses the 20 allowed")
+    done = ok(cli, T0, "reverse", "--reference-id", "R", "--clamp")
+    assert (done["points"], done["requested"], done["clamped"]) == (20, 100, True)
+    assert [r["points"] for r in done["reversals"]] == [20]  # the newest issue
+    assert debt(cli, "cy") == 100
+    verify_clean(cli)
+    # an order: a spend, then an issue of its bonus; returning it all leaves less debt
+    ok(cli, T0, "accounts", "edit", "Core", "--max-debt", "50")
+    ok(cli, T0, "spend", "ann", "50", "--reference-id", "order")
+    ok(cli, T0, "issue", "ann", "20", "--source", "Base", "--reference-id", "order")
+    ok(cli, T0, "spend", "ann", "10")  # ann owes 40
+    back = ok(cli, T0, "reverse", "--reference-id", "order")
+    assert (back["points"], back["clamped"]) == (70, False)
+    # the issue's 20 became debt (60 for a moment), the spend's 50 cancelled it: the 10
+    # spent since are still owed
+    assert debt(cli, "ann") == 10
+    verify_clean(cli)
+
+
 def test_a_batch_keeps_to_the_max_and_clamps_when_asked(core: Cli, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     cli = core
@@ -99,9 +128,16 @@ def test_a_batch_keeps_to_the_max_and_clamps_when_asked(core: Cli, tmp_path: Pat
                  input="".join(json.dumps(line) + "\n" for line in lines), env=at(T0))
     assert result.exit_code == 1  # one line refused
     assert debt(cli, "dan") == 100  # 60, then (the second refused) 40 of 60 clamped
-    rejected = [json.loads(line) for line in
-                (tmp_path / "stdin.rejects.jsonl").read_text().splitlines()]
-    assert len(rejected) == 1 and "above its max debt of 100" in json.dumps(rejected[0])
+    rejected = (tmp_path / "stdin.rejects.jsonl").read_text().splitlines()
+    assert len(rejected) == 1 and ("dan would owe 120 points in 'Core', above its max debt of "
+                                   "100 (owing 60 now); at most 40 of the 60 points") \
+        in json.loads(rejected[0])["error"]
+    # clamp belongs to the ops that take it: elsewhere the line is malformed
+    bad = cli("batch", "-", "--input-format", "jsonl", env=at(T0), input=json.dumps(
+        {"op": "adjust", "user": "dan", "points": -5, "account": "Core", "reason": "x",
+         "clamp": True}) + "\n")
+    assert bad.exit_code != 0 and "'clamp' applies to issue, spend, reverse, not to adjust" \
+        in bad.error + (tmp_path / "stdin.rejects.jsonl").read_text()
 
 
 def test_settings_and_bad_input(cli: Cli, tmp_path: Path) -> None:
@@ -125,8 +161,9 @@ def test_settings_and_bad_input(cli: Cli, tmp_path: Path) -> None:
     assert ok(cli, T0, "accounts", "edit", "Core", "--max-debt", "100")["max_debt"] == 100
     assert refused(cli, "spend", "ann", "1").startswith(
         "Error: ann would owe 501 points in 'Core', above its max debt of 100")
-    off = cli("accounts", "edit", "Core", "--no-negative")
-    assert off.exit_code in (1, 2) and off.error.startswith("Error:")
+    off = cli("accounts", "edit", "Core", "--no-negative")  # (ann owes 500: still bad input)
+    assert off.exit_code == 2 and off.error.startswith(
+        "Error: account 'Core': a max debt needs negative balances allowed")
     assert ok(cli, T0, "accounts", "edit", "Core", "--no-max-debt")["max_debt"] is None
     ok(cli, T0, "spend", "ann", "1")
     # in the program file

@@ -328,6 +328,13 @@ def edit_account(
     if is_default is not None:
         account.is_default = is_default
     if allow_negative is not None:
+        # a max debt without negative balances is bad input, whoever owes what
+        conflict = flag_conflict(
+            is_default=False, qualifying=False, pending_for=None,
+            allow_negative=allow_negative,
+            max_debt=account.max_debt if max_debt is UNSET else max_debt)
+        if conflict is not None:
+            raise InvalidInputError(f"account {account.name!r}: {conflict[1]}")
         if not allow_negative and account.allow_negative:
             owing = session.exec(select(func.count()).select_from(Balance).where(
                 Balance.account_id == account.id, Balance.debt > 0)).one()

@@ -43,6 +43,7 @@ REQUIRED = {
     "activity": ("user", "event"),
     "enroll": ("user",),
 }
+CLAMPS = ("issue", "spend", "reverse")  # the ops that may take only what a limit allows
 MAX_TEXT = 1000
 # the fields the ledger stores, at most as long as a single command allows them
 MAX_LENGTHS = {"user": MAX_USER_LENGTH, "to_user": MAX_USER_LENGTH,
@@ -162,6 +163,8 @@ def _check_fields(number: int, value: dict[str, Any], *, from_csv: bool) -> Op:
                                 if op != "adjust" else "'points' must not be zero")
     if points is not None and abs(points) > MAX_POINTS:
         raise InvalidInputError("'points' is larger than a 64-bit integer")
+    if "clamp" in fields and op not in CLAMPS:
+        raise InvalidInputError(f"'clamp' applies to {', '.join(CLAMPS)}, not to {op}")
     if op == "reverse" and ("entry" in fields) == ("reference_id" in fields):
         raise InvalidInputError("reverse needs 'entry' or 'reference_id' (one of them)")
     if op == "adjust" and points is not None and points > 0 and "source" not in fields:

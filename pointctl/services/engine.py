@@ -1450,41 +1450,48 @@ class _Chunk:
         fewest and the most points per transfer, and the most per sender and calendar year of
         the program time zone (what was sent that year, this chunk included). A refusal says
         what is still allowed; otherwise the key under which the points sent are counted."""
-        where = f"a transfer to another member out of {account.name!r}"
-        if account.transfer_min is not None and points < account.transfer_min:
-            raise RefusedError(f"{where} is at least {account.transfer_min} points; "
-                               f"{points} asked")
-        if account.transfer_max is not None and points > account.transfer_max:
-            raise RefusedError(f"{where} is at most {account.transfer_max} points; {points} "
-                               "asked")
-        yearly = account.transfer_yearly_max
-        if yearly is None:
+        least, most, yearly = account.transfer_min, account.transfer_max, \
+            account.transfer_yearly_max
+        if least is None and most is None and yearly is None:
             return None
-        from pointctl.services.settings import program_zone
+        key, sent, year = None, 0, 0
+        if yearly is not None:
+            from pointctl.services.settings import program_zone
 
-        zone = program_zone(self.session)
-        year = clock.to_local(op.moment, zone).year
-        key = (op.user, account.id, year)
-        if key not in self.sent:
-            start = clock.to_utc(datetime(year, 1, 1), zone)
-            end = clock.to_utc(datetime(year + 1, 1, 1), zone) if year < 9999 else \
-                datetime(9999, 12, 31)
-            mark = "%s" if self.postgres else "?"
-            rows = self._raw(
-                "SELECT COALESCE(SUM(-d.points), 0) FROM entry d JOIN entry c "
-                "ON c.related_entry_id = d.id AND c.type = 'transfer' "
-                "WHERE d.type = 'transfer' AND d.points < 0 AND c.user_id <> d.user_id "
-                f"AND d.user_id = {mark} AND d.account_id = {mark} "
-                f"AND d.occurred_at >= {mark} AND d.occurred_at < {mark}",
-                (op.user, account.id, self.stored(start), self.stored(end)))
-            self.sent[key] = int(rows[0][0])
-        sent = self.sent[key]
-        if sent + points > yearly:
-            left = max(0, yearly - sent)
-            raise RefusedError(f"{op.user} has transferred {sent} points out of "
-                               f"{account.name!r} to other members in {year}, of at most "
-                               f"{yearly} a year; {left} more can be transferred this year")
-        return key
+            zone = program_zone(self.session)
+            year = clock.to_local(op.moment, zone).year
+            key = (op.user, account.id, year)
+            if key not in self.sent:
+                start = clock.to_utc(datetime(year, 1, 1), zone)
+                end = clock.to_utc(datetime(year + 1, 1, 1), zone) if year < 9999 else \
+                    datetime(9999, 12, 31)
+                mark = "%s" if self.postgres else "?"
+                rows = self._raw(
+                    "SELECT COALESCE(SUM(-d.points), 0) FROM entry d JOIN entry c "
+                    "ON c.related_entry_id = d.id AND c.type = 'transfer' "
+                    "WHERE d.type = 'transfer' AND d.points < 0 AND c.user_id <> d.user_id "
+                    f"AND d.user_id = {mark} AND d.account_id = {mark} "
+                    f"AND d.occurred_at >= {mark} AND d.occurred_at < {mark}",
+                    (op.user, account.id, self.stored(start), self.stored(end)))
+                self.sent[key] = int(rows[0][0])
+            sent = self.sent[key]
+        # the most one transfer may carry now, by every limit; none when below the minimum
+        cap = min(c for c in (most, None if yearly is None else max(0, yearly - sent),
+                              MAX_POINTS) if c is not None)
+        if least is not None and cap < least:
+            cap = 0
+        if (least is None or points >= least) and points <= cap:
+            return key
+        where = f"{op.user} may transfer to another member out of {account.name!r}"
+        rules = [f"at least {least}" if least is not None else "",
+                 f"at most {most} points a transfer" if most is not None else "",
+                 f"at most {yearly} a calendar year ({sent} transferred in {year})"
+                 if yearly is not None else ""]
+        allowed = (f"from {least} to {cap} points now" if least is not None else
+                   f"up to {cap} points now") if cap else \
+            ("nothing more this year" if yearly is not None else "nothing")
+        raise RefusedError(f"{where} {'; '.join(r for r in rules if r)}: {points} asked, "
+                           f"{allowed}")
 
     # reverse
 
@@ -1518,22 +1525,91 @@ class _Chunk:
             raise RefusedError("nothing is left to reverse: already fully reversed")
         if wanted > total_left:
             raise RefusedError(f"only {total_left} points are left to reverse; asked for {wanted}")
-        results = []
+        asked = wanted
+        parts: list[tuple[_Entry, int]] = []  # latest target first, as the points reach
         for target in reversed(targets):
             part = min(wanted, lefts[target.id])
+            if part:
+                parts.append((target, part))
+                wanted -= part
+            if wanted == 0:
+                break
+        parts = self._debt_parts(parts, clamp=request.clamp, asked=asked)
+        results = []
+        for target, part in parts:
             if part == 0:
                 continue
             if target.type == "issue":
                 results.append(self._reverse_issue(op, target, part))
             else:
                 results.append(self._reverse_spend(op, target, part))
-            wanted -= results[-1]["points"]  # (less than the part where a max debt clamped)
-            if wanted == 0:
-                break
         done = sum(r["points"] for r in results)
-        asked = total_left if request.points is None else request.points
         return {"reversals": results, "points": done, "requested": asked,
                 "clamped": done < asked}
+
+    def _debt_parts(self, parts: list[tuple[_Entry, int]], *, clamp: bool, asked: int
+                    ) -> list[tuple[_Entry, int]]:
+        """The credit limit over a whole reversal, before anything is changed: per balance,
+        the debt it would leave (``_debt_after``) against the account's max debt
+        (``_debt_allowed``). With ``clamp`` the issue parts that create debt shrink, the
+        oldest first, until what is owed is allowed."""
+        shrunk = list(parts)
+        while True:
+            cut_any = False
+            for pair, after in self._debt_after(shrunk).items():
+                account = self.accounts[pair[1]]
+                more = after - self.pairs[pair].debt
+                if account.max_debt is None or more <= 0:
+                    continue
+                allowed = self._debt_allowed(account, pair, more, clamp=clamp,
+                                             doing="reverses", total=asked)
+                cut = more - allowed
+                for index in reversed(range(len(shrunk))):  # the oldest issue parts first
+                    target, part = shrunk[index]
+                    debt = self._issue_debt(target, part)
+                    if cut == 0:
+                        break
+                    if debt and (target.user, target.account) == pair:
+                        less = min(cut, debt)
+                        shrunk[index] = (target, part - less)
+                        cut -= less
+                        cut_any = True
+            if not cut_any:
+                return shrunk
+
+    def _issue_debt(self, target: _Entry, part: int) -> int:
+        """The debt reversing ``part`` of an issue creates: what its lot no longer holds."""
+        if target.type != "issue" or target.account is None or \
+                not self.accounts[target.account].allow_negative:
+            return 0
+        lot = self.lot_of_entry[target.id]
+        return part - min(part, lot.remaining)
+
+    def _debt_after(self, parts: list[tuple[_Entry, int]]) -> dict[Pair, int]:
+        """What each balance would owe after the reversal's parts, in their order: an issue
+        part adds the debt it creates, a spend part cancels debt with its debt draws (newest
+        first, as ``_reverse_spend`` gives them back), never below zero. An estimate that is
+        never lower than what the reversal leaves."""
+        owed: dict[Pair, int] = {}
+        for target, part in parts:
+            assert target.user is not None and target.account is not None
+            pair = (target.user, target.account)
+            debt = owed.get(pair, self.pairs[pair].debt)
+            if target.type == "issue":
+                debt += self._issue_debt(target, part)
+            else:
+                left = part
+                for draw in sorted(self.spend_draws[target.id], key=lambda d: -d.id):
+                    give = min(left, draw.points - draw.restored)
+                    if give <= 0:
+                        continue
+                    if draw.lot_id is None:
+                        debt -= min(give, debt)
+                    left -= give
+                    if left == 0:
+                        break
+            owed[pair] = debt
+        return owed
 
     def _reverse_issue(self, op: _Op, target: _Entry, points: int) -> dict[str, Any]:
         assert target.user is not None and target.account is not None
@@ -1542,12 +1618,7 @@ class _Chunk:
         lot = self.lot_of_entry[target.id]
         take = min(points, lot.remaining)
         rest = points - take
-        debt = rest if account.allow_negative else 0
-        if debt:
-            clamp = isinstance(op.request, ReverseRequest) and op.request.clamp
-            allowed = self._debt_allowed(account, pair, debt, clamp=clamp, doing="reverses",
-                                         total=points)
-            points, rest, debt = points - debt + allowed, allowed, allowed
+        debt = rest if account.allow_negative else 0  # (within the max debt: _debt_parts)
         written_off = rest - debt
         entry = self._entry(op, type="reversal", user=target.user, account=target.account,
                             source=target.source, points=-(take + debt), related=target.id,
