@@ -37,6 +37,11 @@ BASE: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     ("balance",): (["u1"], {}),
     ("history",): (["u1"], {"--at": "2026-06-01"}),
     ("activity",): (["u1", "login"], {}),
+    ("hold",): ([], {}),
+    ("hold", "place"): (["u1", "1"], {"--reference-id": "H1"}),
+    ("hold", "capture"): (["H0"], {}),
+    ("hold", "void"): (["H9"], {}),
+    ("hold", "list"): ([], {}),
     ("customer",): (["u1"], {}),
     ("enroll",): (["u2"], {}),
     ("batch",): ([FILE], {}),
@@ -90,6 +95,9 @@ OUTSIDE = {"--email", "--install-completion"}
 DOCUMENTED = {0, 1, 2, 3, 4, 5}
 # starting invocations refused by a rule, after every parameter was read and checked
 EXPECTED = {("reactivate",): 1,  # nothing of u1's has expired
+            # a variant with other valid values placed hold H1 already: a reference id
+            # names one hold
+            ("hold", "place"): 1,
             ("sources", "archive"): 1}  # only a paused source, and with --yes
 LEAKS = re.compile(r"unexpected|Traceback|sqlalche\.me|https?://|pydantic|Value error|"
                    r"Input should be", re.IGNORECASE)
@@ -149,6 +157,8 @@ def setup(cli: Cli, tmp_path: Path) -> dict[str, str]:
     issued = cli.json("issue", "u1", "50", "--source", "Shop", "--account", "Main")
     cli.ok("restrictions", "add", "Shop", "--max-points", "1000", "--per", "1d")
     cli.ok("accounts", "reactivation", "Main", "--window", "30d")
+    for hold in ("H0", "H9"):
+        cli.ok("hold", "u1", "2", "--reference-id", hold)
     batch = tmp_path / "ops.jsonl"
     batch.write_text('{"op": "issue", "user": "u3", "points": 5, "source": "Shop", '
                      '"account": "Main"}\n')

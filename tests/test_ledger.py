@@ -177,7 +177,7 @@ def test_balance_groups_activity_and_unknown_user(koalla: Cli) -> None:
     koalla.ok("issue", "u1", "30", "--source", "Ride")
     data = koalla.json("balance", "u1")
     assert data["groups"] == [{"group": "Spendable", "balance": 130, "available": 130,
-                               "pending": 0, "debt": 0}]
+                               "held": 0, "pending": 0, "debt": 0}]
     table = koalla.ok("balance", "u1").stdout
     assert "Per group label" in table and "130" in table
     unknown = koalla("balance", "nobody")
@@ -321,7 +321,8 @@ def test_available_counts_only_what_a_spend_could_use(cli: Cli) -> None:
                                    "Tier": (40, 0, 0, 0), "Old": (25, 0, 0, 0),
                                    "Wait": (10, 0, 10, 0)}
     # 100 spendable in Bonus less the 30 owed in Core; not the tier, inactive or pending points
-    group = {"group": "G", "balance": 145, "available": 70, "pending": 10, "debt": 30}
+    group = {"group": "G", "balance": 145, "available": 70, "held": 0, "pending": 10,
+             "debt": 30}
     assert cli.json("balance", "u1")["groups"] == [group]
     rows = list(csv.DictReader(io.StringIO(cli.ok("balance", "u1", "--format", "csv").stdout)))
     assert [(r["row"], r["account"], r["group"], r["available"]) for r in rows] == [

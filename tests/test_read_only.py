@@ -33,6 +33,9 @@ WRITES: list[list[str]] = [
     ["transfer", "ann", "5", "--from", "Core", "--to", "Escrow"],
     ["reactivate", "dan", "--account", "Promo", "--points", "5"],
     ["activity", "ann", "login"],
+    ["hold", "place", "ann", "5", "--reference-id", "ro-3"],
+    ["hold", "capture", "ro-1"],
+    ["hold", "void", "ro-2"],
     ["enroll", "ann", "--at", "2026-01-01"],
     ["batch", "{batch}"],
     ["db", "upgrade"],
@@ -61,6 +64,7 @@ WRITES: list[list[str]] = [
 # every command that only reads, with arguments that succeed
 READS: list[list[str]] = [
     ["balance", "ann"],
+    ["hold", "list"],
     ["history", "ann", "--at", "2026-03-03T12:00:00Z"],
     ["customer", "dan"],
     ["verify"],
@@ -105,7 +109,8 @@ def leaf_commands() -> set[tuple[str, ...]]:
 
 def path_of(args: list[str]) -> tuple[str, ...]:
     return tuple(args[:2]) if args[0] in ("db", "accounts", "sources", "restrictions",
-                                          "expire", "report", "config") else (args[0],)
+                                          "expire", "report", "config", "hold") \
+        else (args[0],)
 
 
 def test_every_command_is_known_to_write_or_only_read() -> None:
@@ -131,6 +136,8 @@ def setup(cli: Cli, tmp_path: Path) -> dict[str, str]:
     koalla(cli)
     ok(cli, NOW, "sources", "create", "Ride", "--inventory", "100")
     ok(cli, NOW, "restrictions", "add", "Partner", "--max-points", "100", "--per", "1d")
+    for hold in ("ro-1", "ro-2"):
+        ok(cli, NOW, "hold", "ann", "2", "--reference-id", hold, "--expires-in", "1y")
     batch = tmp_path / "ops.jsonl"
     batch.write_text('{"op": "issue", "user": "bob", "points": 3, "source": "Base", '
                      '"account": "Core"}\n')

@@ -196,7 +196,8 @@ def root(
 # for a group (the module's `app`). Only the module of the command that runs is imported.
 COMMANDS = {
     "issue": "ledger", "spend": "ledger", "reverse": "ledger", "adjust": "ledger",
-    "transfer": "ledger", "reactivate": "ledger", "balance": "ledger", "history": "ledger",
+    "transfer": "ledger", "hold": "holds:app", "reactivate": "ledger", "balance": "ledger",
+    "history": "ledger",
     "activity": "ledger", "customer": "customer", "enroll": "customer", "batch": "batch",
     "verify": "report", "db": "db:app", "accounts": "accounts:app", "sources": "sources:app",
     "restrictions": "restrictions:app", "expire": "expire:app", "report": "report:app",

@@ -98,6 +98,14 @@ def run(
     verb = "Would perform" if dry_run else "Performed"
     confirm(f"{verb} {performed} evaluations: {expired} points expired, {rolled} rolled over"
             + (" (dry run, nothing changed)" if dry_run else ""))
+    if not dry_run and not accounts:  # holds past their time: released, each once
+        from pointctl.services.expire_runner import release_expired_holds
+
+        released = release_expired_holds(state.current.db_url, until=until,
+                                         actor=state.current.actor,
+                                         read_only=state.current.read_only)
+        if released:
+            confirm(f"Released {released} expired hold{'s' if released != 1 else ''}")
 
 
 @app.command()

@@ -267,10 +267,10 @@ def reactivate(
 
 
 BALANCE_COLUMNS = [("account", "account"), ("group", "group"), ("balance", "balance"),
-                   ("available", "available"), ("pending", "pending"), ("debt", "debt"),
-                   ("status", "status")]
+                   ("available", "available"), ("held", "held"), ("pending", "pending"),
+                   ("debt", "debt"), ("status", "status")]
 GROUP_COLUMNS = [("group", "group"), ("balance", "balance"), ("available", "available"),
-                 ("pending", "pending"), ("debt", "debt")]
+                 ("held", "held"), ("pending", "pending"), ("debt", "debt")]
 
 
 def _with_groups(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -90,7 +90,8 @@ def audit(
     entry_type: Annotated[list[str] | None, typer.Option(
         "--type", "-t", help="Only these entry types (repeatable): issue, spend, reversal, "
         "adjustment, transfer, expiration, rollover, reactivation, inventory, restriction, "
-        "change (a change to an account, a source or a setting)."
+        "change (a change to an account, a source or a setting), hold, release (checkout "
+        "holds)."
     )] = None,
     reference_id: Annotated[str | None, typer.Option(
         "--reference-id", help="Only entries with exactly this reference id (an order, a "

@@ -1,5 +1,7 @@
 """What each kind of draw does to a lot: the one table the engine, expiration and the checks
-read.
+read. A ``hold`` draw earmarks points of a lot for a checkout hold and a ``release`` frees
+them: they change the lot's ``held`` only, and what a debit may take from a lot is
+``free(remaining, held)``.
 
 A draw takes points out of a lot's ``remaining`` into one of its buckets (``spent``,
 ``expired``, ``moved``), or gives points back: a ``restore`` returns spent points to
@@ -24,7 +26,9 @@ TAKES = {
 RESTORES = {"restore": "spent"}  # points back from the bucket into remaining
 SHIFTS = {"reactivate": ("expired", "moved")}  # remaining unchanged
 NO_LOT = frozenset({"debt"})  # a debit's shortfall that became debt
-KINDS = frozenset(TAKES) | frozenset(RESTORES) | frozenset(SHIFTS) | NO_LOT
+# a hold earmarks points of a lot (``held``), a release frees them; remaining unchanged
+HOLDS = {"hold": 1, "release": -1}
+KINDS = frozenset(TAKES) | frozenset(RESTORES) | frozenset(SHIFTS) | NO_LOT | frozenset(HOLDS)
 
 
 # What an audit row (a credit, which made lots) says became of its points: each kind of draw
@@ -91,3 +95,13 @@ def group_spendable(parts: Iterable[tuple[int, int]]) -> int:
     debt, never below zero, so that one account's debt is not hidden by another's points."""
     listed = list(parts)
     return max(0, sum(points for points, _ in listed) - sum(debt for _, debt in listed))
+
+
+def free(remaining: int, held: int) -> int:
+    """What a debit may take from a lot: its remaining points not earmarked by open holds."""
+    return remaining - held
+
+
+def free_sql(lot: str = "l") -> str:
+    """The same, in SQL, for a lot aliased ``lot``."""
+    return f"({lot}.remaining - {lot}.held)"

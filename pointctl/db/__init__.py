@@ -4,4 +4,4 @@
 check the schema without importing Alembic; a test keeps it equal to the migrations' head.
 """
 
-SCHEMA_HEAD = "0011_transfer_limits"
+SCHEMA_HEAD = "0012_holds"

@@ -312,6 +312,33 @@ class Lot(Table, table=True):
     # the issued lot whose points these are, when they came here by a transfer, a rollover or
     # a reactivation; NULL on an issued lot
     origin_lot_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # earmarked by open holds (at most ``remaining``): a debit takes only remaining - held
+    held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False,
+                                                  server_default="0"))
+
+
+class Hold(Table, table=True):
+    """A checkout hold: points reserved for an order, named by its reference id; captured
+    (spent), voided, or released when it expires. Its lots are its ``hold`` draws."""
+
+    __tablename__ = "hold"
+    __table_args__ = (
+        Index("ix_hold_open_expires_at", "expires_at", sqlite_where=text("status = 'open'"),
+              postgresql_where=text("status = 'open'")),
+        Index("ix_hold_user_id", "user_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    reference_id: str = Field(sa_type=String(200), nullable=False, unique=True)
+    user_id: str = Field(sa_type=String(200), nullable=False)
+    points: int = Field(sa_type=BigInteger, nullable=False)
+    captured: int = Field(default=0, sa_column=Column(BigInteger, nullable=False,
+                                                      server_default="0"))
+    status: str = Field(sa_type=String(16), nullable=False)  # open, captured, voided, expired
+    expires_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    entry_id: int = Field(sa_column=Column(BigId, ForeignKey("entry.id"), nullable=False))
+    created_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    closed_at: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
 
 
 class Draw(Table, table=True):

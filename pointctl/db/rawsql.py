@@ -21,6 +21,11 @@ class RawSql:
         # SQLite stores times as text with microseconds; bind them in the same form
         return moment if self.postgres else moment.isoformat(" ", "microseconds")
 
+    @staticmethod
+    def moment(value: Any) -> datetime:
+        """A time as read back (text on SQLite) as a datetime."""
+        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
     def run(self, statement: str, **params: Any) -> Any:
         return self.session.execute(text(statement), params)
 

@@ -23,6 +23,7 @@ from pointctl.services import engine, enrollment, ledger
 from pointctl.services.engine import Outcome
 from pointctl.services.idempotency import MAX_KEY_LENGTH
 from pointctl.services.writes import (
+    DEFAULT_HOLD_TIME,
     MAX_NOTE_LENGTH,
     MAX_REFERENCE_LENGTH,
     MAX_USER_LENGTH,
@@ -30,9 +31,11 @@ from pointctl.services.writes import (
     clean_user,
 )
 
-OPS = ("issue", "spend", "reverse", "adjust", "transfer", "activity", "enroll")
+OPS = ("issue", "spend", "reverse", "adjust", "transfer", "activity", "enroll", "hold",
+       "capture", "void")
 FIELDS = ("op", "user", "points", "source", "account", "to_account", "to_user", "entry",
-          "reference_id", "reference_type", "idempotency_key", "at", "reason", "event", "clamp")
+          "reference_id", "reference_type", "idempotency_key", "at", "reason", "event", "clamp",
+          "expires_in")
 TEXT_FIELDS = frozenset(FIELDS) - {"points", "entry", "clamp"}
 REQUIRED = {
     "issue": ("user", "points", "source"),
@@ -42,6 +45,9 @@ REQUIRED = {
     "transfer": ("user", "points", "account", "to_account"),
     "activity": ("user", "event"),
     "enroll": ("user",),
+    "hold": ("user", "points", "reference_id"),  # a hold is named by its reference id
+    "capture": ("reference_id",),
+    "void": ("reference_id",),
 }
 CLAMPS = ("issue", "spend", "reverse")  # the ops that may take only what a limit allows
 MAX_TEXT = 1000
@@ -258,4 +264,16 @@ def _request(op: Op, actor: str) -> engine.Request:
         return engine.TransferRequest(user=user, points=points, from_account=op.get("account"),
                                       to_account=op.get("to_account"),
                                       to_user=op.get("to_user"), options=options)
+    if op.op == "hold":
+        account = op.get("account")
+        return engine.HoldRequest(user=user, points=points,
+                                  accounts=(account,) if account else (),
+                                  expires_in=op.get("expires_in") or DEFAULT_HOLD_TIME,
+                                  options=options)
+    if op.op in ("capture", "void"):  # the reference id names the hold, it is not copied
+        plain = WriteOptions(actor=actor, at=op.at, idempotency_key=op.get("idempotency_key"))
+        if op.op == "capture":
+            return engine.CaptureRequest(reference_id=op.get("reference_id"), points=points,
+                                         options=plain)
+        return engine.VoidRequest(reference_id=op.get("reference_id"), options=plain)
     return engine.ActivityRequest(user=user, event=op.get("event"), options=options)

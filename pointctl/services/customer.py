@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from pointctl.core import clock
+from pointctl.core import clock, draws
 from pointctl.core.durations import parse_duration
 from pointctl.core.errors import InvalidInputError, RefusedError
 from pointctl.core.expiry import anniversary_cutoff, before
@@ -133,7 +133,7 @@ def upcoming(session: Session, *, user: str, until: datetime, enrolled: datetime
     ``enrolled``: the user's enrollment (recorded, else the first entry)."""
     policies = {p.account_id: p for p in session.execute(select(ExpirationPolicy)).scalars()}
     lots = [_Lot((lot.created_at, int(lot.id or 0)), lot.account_id, lot.created_at,
-                 lot.available_at, int(lot.remaining))
+                 lot.available_at, draws.free(int(lot.remaining), int(lot.held)))
             for lot in session.execute(select(Lot).where(Lot.user_id == user, Lot.remaining > 0)
                                        .order_by(col(Lot.created_at), col(Lot.id))).scalars()]
     reach = _reachable({lot.account_id for lot in lots}, policies)

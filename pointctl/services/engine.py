@@ -26,7 +26,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -57,8 +57,11 @@ from pointctl.services import locks, restrictions
 from pointctl.services.idempotency import check_key, request_hash
 from pointctl.services.lookup import dedupe_names
 from pointctl.services.writes import (
+    DEFAULT_HOLD_TIME,
     DEFAULT_REFERENCE_TYPES,
+    MAX_HOLD_DAYS,
     MAX_NOTE_LENGTH,
+    MAX_REFERENCE_LENGTH,
     WriteOptions,
     check_options,
     check_reason,
@@ -162,6 +165,48 @@ class ReverseRequest:
 
 
 @dataclass(frozen=True)
+class HoldRequest:
+    """Reserve points FIFO like a spend would, under ``options.reference_id`` (required)."""
+
+    user: str
+    points: int
+    options: WriteOptions
+    accounts: tuple[str, ...] = ()
+    expires_in: str = DEFAULT_HOLD_TIME
+
+    def fingerprint(self, user: str) -> str:
+        return request_hash("hold", {"user": user, "points": self.points,
+                                     "accounts": [a.casefold() for a in self.accounts],
+                                     "expires_in": self.expires_in, **self.options.request()})
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """Turn hold ``reference_id`` into a spend of ``points`` (None: all); release the rest."""
+
+    reference_id: str
+    options: WriteOptions
+    points: int | None = None
+
+    def fingerprint(self, user: str) -> str:
+        return request_hash("capture", {"hold": self.reference_id, "points": self.points,
+                                        **self.options.request()})
+
+
+@dataclass(frozen=True)
+class VoidRequest:
+    """Release hold ``reference_id``; ``expired``: ``expire run`` releasing a hold past its
+    time (a hold released already, or not yet due, is left as it is)."""
+
+    reference_id: str
+    options: WriteOptions
+    expired: bool = False
+
+    def fingerprint(self, user: str) -> str:
+        return request_hash("void", {"hold": self.reference_id, **self.options.request()})
+
+
+@dataclass(frozen=True)
 class ActivityRequest:
     user: str
     event: str
@@ -207,6 +252,7 @@ class RolloverRequest:
 
 
 Request = (IssueRequest | SpendRequest | SubtractRequest | TransferRequest | ReverseRequest
+           | HoldRequest | CaptureRequest | VoidRequest
            | ActivityRequest | ReactivateRequest | RolloverRequest)
 
 
@@ -317,6 +363,26 @@ class _Lot:
     created_at: Any
     available_at: Any
     origin: int | None
+    held: int = 0  # earmarked by open holds
+    new: bool = False
+    dirty: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _Hold:
+    """A hold as read (or made) by this chunk; ``draws``: (lot id, points) it earmarks."""
+
+    id: int
+    reference_id: str
+    user: str
+    points: int
+    captured: int
+    status: str
+    expires_at: datetime
+    entry_id: int
+    created_at: Any
+    closed_at: Any
+    draws: list[tuple[int, int]] = field(default_factory=list)
     new: bool = False
     dirty: bool = False
 
@@ -461,7 +527,10 @@ class _Chunk:
         self.stored: Any = (lambda moment: moment) if self.postgres else self._text_time
         self._texts: dict[datetime, str] = {}
         self.moment: Any = (lambda stored: stored) if self.postgres else datetime.fromisoformat
-        self.ids = {table: _Ids(self, table) for table in ("entry", "lot", "draw", "activity")}
+        self.ids = {table: _Ids(self, table)
+                    for table in ("entry", "lot", "draw", "activity", "hold")}
+        self.holds: dict[str, _Hold] = {}  # by reference id: those the requests name
+        self.hold_pairs: dict[str, list[Pair]] = {}  # the balance rows of their lots
         self.pairs: dict[Pair, _Pair] = {}
         self.lots: dict[int, _Lot] = {}
         self.lot_of_entry: dict[int, _Lot] = {}
@@ -533,14 +602,21 @@ class _Chunk:
     def _checked(self, index: int, request: Request) -> _Op:
         user = ""
         receiver = None
-        if isinstance(request, ReverseRequest):
+        if isinstance(request, CaptureRequest | VoidRequest):
+            check_text(request.reference_id, what="the hold's reference id",
+                       max_length=MAX_REFERENCE_LENGTH)
+            if not request.reference_id.strip():
+                raise InvalidInputError("a hold is named by its reference id; give one")
+            if isinstance(request, CaptureRequest) and request.points is not None:
+                check_points(request.points, what="--points")
+        elif isinstance(request, ReverseRequest):
             if request.entry_id is not None:
                 check_points(request.entry_id, what="--entry")
             if request.points is not None:
                 check_points(request.points, what="points")
             if (request.entry_id is None) == (request.reference_id is None):
                 raise InvalidInputError("give exactly one of --entry ID or --reference-id R")
-        else:
+        elif not isinstance(request, CaptureRequest | VoidRequest):
             user = clean_user(request.user)
         if isinstance(request, ActivityRequest):
             clean_event(request.event)
@@ -554,8 +630,16 @@ class _Chunk:
                                         "removes)")
             check_points(-request.points, what="points")
             check_reason(request.reason)
-        elif not isinstance(request, ReverseRequest):
+        elif not isinstance(request, ReverseRequest | CaptureRequest | VoidRequest):
             check_points(request.points, what="points")
+        if isinstance(request, HoldRequest):
+            if not (request.options.reference_id or "").strip():
+                raise InvalidInputError("a hold needs --reference-id R: the order it is for, "
+                                        "by which it is captured or voided")
+            length = parse_duration(request.expires_in, what="--expires-in duration")
+            if length.add_to(self.now) > self.now + timedelta(days=MAX_HOLD_DAYS):
+                raise InvalidInputError(f"--expires-in {request.expires_in!r} is too long: a "
+                                        f"hold lasts at most {MAX_HOLD_DAYS} days")
         if isinstance(request, TransferRequest):
             receiver = clean_user(request.to_user, what="--to-user") \
                 if request.to_user is not None else user
@@ -607,7 +691,42 @@ class _Chunk:
             except PointctlError as error:
                 op.error = error
         self._load_targets([op for op in ops if isinstance(op.request, ReverseRequest)])
+        self._load_holds(ops)
         return ops
+
+    def _load_holds(self, ops: list[_Op]) -> None:
+        """The holds the requests name, as committed before this chunk, with the lots they
+        earmark (their pairs are locked with the requests')."""
+        refs = sorted({op.request.reference_id for op in ops
+                       if isinstance(op.request, CaptureRequest | VoidRequest)}
+                      | {op.request.options.reference_id or "" for op in ops
+                         if isinstance(op.request, HoldRequest)})
+        columns = ("SELECT id, reference_id, user_id, points, captured, status, expires_at, "
+                   "entry_id, created_at, closed_at FROM hold WHERE ")
+        for group in locks.groups(refs):
+            for row in self._raw(columns + f"reference_id IN ({self._marks(len(group))})",
+                                 group):
+                expires = row[6] if isinstance(row[6], datetime) else \
+                    datetime.fromisoformat(str(row[6]))
+                self.holds[row[1]] = _Hold(int(row[0]), row[1], row[2], int(row[3]),
+                                           int(row[4]), row[5], expires, int(row[7]), row[8],
+                                           row[9])
+        held = {h.id: h for h in self.holds.values() if h.status == "open"}
+        for group in locks.groups(sorted(h.reference_id for h in held.values())):
+            for ref, lot_id, points in self._raw(
+                    "SELECT e.reference_id, d.lot_id, d.points FROM draw d JOIN entry e "
+                    "ON e.id = d.entry_id WHERE e.type = 'hold' AND d.kind = 'hold' AND "
+                    f"e.reference_id IN ({self._marks(len(group))}) ORDER BY d.id", group):
+                self.holds[ref].draws.append((int(lot_id), int(points)))
+        lot_ids = sorted({lot for h in self.holds.values() for lot, _ in h.draws})
+        where: dict[int, Pair] = {}
+        for group in locks.groups(lot_ids):
+            for lot_id, user, account in self._raw(
+                    f"SELECT id, user_id, account_id FROM lot WHERE id IN "
+                    f"({self._marks(len(group))})", group):
+                where[int(lot_id)] = (user, int(account))
+        for hold in self.holds.values():
+            self.hold_pairs[hold.reference_id] = sorted({where[lot] for lot, _ in hold.draws})
 
     def _account(self, by_key: dict[str, _Account], name: str) -> _Account:
         from pointctl.services.lookup import by_name
@@ -635,7 +754,7 @@ class _Chunk:
             op.source = sources.get(name_key(request.source)) or by_name(
                 self.session, Source, request.source)
             op.account = self._issue_target(op, request, by_key, links, linked)
-        elif isinstance(request, SpendRequest):
+        elif isinstance(request, SpendRequest | HoldRequest):
             op.accounts = self._spend_accounts(request, by_key, defaults)
         elif isinstance(request, SubtractRequest):
             op.account = self._account(by_key, request.account)
@@ -686,7 +805,7 @@ class _Chunk:
         _usable(account, action="new points")
         return account
 
-    def _spend_accounts(self, request: SpendRequest, by_key: dict[str, _Account],
+    def _spend_accounts(self, request: SpendRequest | HoldRequest, by_key: dict[str, _Account],
                         defaults: list[_Account]) -> list[_Account]:
         if not request.accounts:
             if not defaults:
@@ -756,18 +875,33 @@ class _Chunk:
         for group in locks.groups(sorted(lot_ids - set(self.lots))):
             self._load_lots(f"id IN ({self._marks(len(group))})", group)
 
+    def _load_hold_state(self) -> None:
+        """Under the locks: what became of the holds read before them (a capture, a void or
+        an expiry that committed meanwhile), and the lots they earmark."""
+        known = {h.id: h for h in self.holds.values() if not h.new}
+        for group in locks.groups(sorted(known)):
+            for hold_id, status, captured, closed in self._raw(
+                    "SELECT id, status, captured, closed_at FROM hold WHERE id IN "
+                    f"({self._marks(len(group))})", group):
+                hold = known[int(hold_id)]
+                hold.status, hold.captured, hold.closed_at = status, int(captured), closed
+        lot_ids = sorted({lot for h in known.values() for lot, _ in h.draws} - set(self.lots))
+        for group in locks.groups(lot_ids):
+            self._load_lots(f"id IN ({self._marks(len(group))})", group)
+
     # -- 3. and 4. locks and state ----------------------------------------------------------
 
-    @staticmethod
-    def _op_pairs(op: _Op) -> list[Pair]:
+    def _op_pairs(self, op: _Op) -> list[Pair]:
         """The balance rows a request locks (a reversal: those of its targets, locked with
         every target the chunk may name)."""
         if isinstance(op.request, IssueRequest | SubtractRequest | ReactivateRequest
                       | RolloverRequest):
             assert op.account is not None and op.account.id is not None
             return [(op.user, op.account.id)]
-        if isinstance(op.request, SpendRequest):
+        if isinstance(op.request, SpendRequest | HoldRequest):
             return [(op.user, a.id) for a in op.accounts if a.id is not None]
+        if isinstance(op.request, CaptureRequest | VoidRequest):
+            return self.hold_pairs.get(op.request.reference_id, [])
         if isinstance(op.request, TransferRequest):
             assert op.receiver is not None
             giver, taker = op.accounts
@@ -910,8 +1044,10 @@ class _Chunk:
                         len(self.requests) == 1:
                     totals_needed.update(own)
                 issue_sources[op.source.id] |= request.entry_type == "issue"
-            elif isinstance(request, SpendRequest | SubtractRequest):
+            elif isinstance(request, SpendRequest | SubtractRequest | HoldRequest):
                 lots_needed.update(own)
+            elif isinstance(request, CaptureRequest | VoidRequest):
+                totals_needed.update(own)
             elif isinstance(request, ReactivateRequest):
                 totals_needed.update(own)
             elif isinstance(request, RolloverRequest) and not request.ignore_max_balance:
@@ -932,6 +1068,7 @@ class _Chunk:
         for pair, debt in debts.items():
             self.pairs[pair] = _Pair(debt)
         self._load_target_state()
+        self._load_hold_state()
         self._lock_sources(ops, issue_sources, returning)
         self._load_open_lots(sorted(lots_needed))
         self._load_totals(sorted(p for p in totals_needed if self.pairs[p].db_total is None))
@@ -972,7 +1109,8 @@ class _Chunk:
                 self.lot_of_entry.setdefault(lot.entry_id, lot)
 
     _LOT_COLUMNS = ("SELECT id, entry_id, user_id, account_id, source_id, original, spent, "
-                    "expired, moved, remaining, created_at, available_at, origin_lot_id FROM lot ")
+                    "expired, moved, remaining, created_at, available_at, origin_lot_id, held "
+                    "FROM lot ")
 
     def _load_lots(self, where: str, params: Sequence[Any], *, by_entry: bool = False) -> None:
         self._add_lots(self._raw(self._LOT_COLUMNS + "WHERE " + where, params),
@@ -1033,8 +1171,9 @@ class _Chunk:
     def _spendable(self, pair: Pair, lots: Sequence[_Lot]) -> int:
         """What can be drawn from the pair's available ``lots``: never the points owed as
         debt."""
-        return spendable(sum(lot.remaining for lot in lots), self._total(pair),
-                         self.pairs[pair].debt)
+        held = sum(lot.held for lot in lots)  # (only available lots are ever held)
+        return spendable(sum(draws.free(lot.remaining, lot.held) for lot in lots),
+                         self._total(pair) - held, self.pairs[pair].debt)
 
     def _repays(self, pair: Pair) -> list[_Draw]:
         """The pair's repay draws, newest first, with what was restored of each."""
@@ -1119,6 +1258,12 @@ class _Chunk:
             return self._reactivate(op, request)
         if isinstance(request, RolloverRequest):
             return self._rollover(op, request)
+        if isinstance(request, HoldRequest):
+            return self._hold(op, request)
+        if isinstance(request, CaptureRequest):
+            return self._capture(op, request)
+        if isinstance(request, VoidRequest):
+            return self._void(op, request)
         return self._activity(op, request)
 
     def _entry(self, op: _Op, *, type: str, user: str | None, account: int | None,
@@ -1156,6 +1301,8 @@ class _Chunk:
                 source, target = draws.SHIFTS[kind]
                 setattr(lot, source, getattr(lot, source) - points)
                 setattr(lot, target, getattr(lot, target) + points)
+            elif kind in draws.HOLDS:
+                lot.held += draws.HOLDS[kind] * points
             lot.remaining += delta
             lot.dirty = True
             self.pairs[(lot.user, lot.account)].delta += delta
@@ -1210,7 +1357,7 @@ class _Chunk:
         for lot in lots:
             if left == 0:
                 break
-            take = min(lot.remaining, left, caps.get(lot.account, 0))
+            take = min(draws.free(lot.remaining, lot.held), left, caps.get(lot.account, 0))
             if take > 0:
                 plan.append((lot, take))
                 caps[lot.account] -= take
@@ -1327,16 +1474,24 @@ class _Chunk:
 
     # spend and adjust -N
 
-    def _spend(self, op: _Op, request: SpendRequest) -> dict[str, Any]:
+    def _debit_plan(self, op: _Op, points: int
+                    ) -> tuple[dict[int, Pair], dict[int, list[_Lot]], list[tuple[_Lot, int]]]:
+        """The FIFO plan of a debit over the accounts in play (a spend, a hold): each
+        account's pair and available lots, and which lots give how much (never more than
+        each account's spendable points)."""
         in_play = op.accounts
-        points = request.points
         pairs = {a.id: (op.user, a.id) for a in in_play}
         open_lots = {a.id: self._open_lots(pairs[a.id], op.moment) for a in in_play}
         caps = {a.id: self._spendable(pairs[a.id], open_lots[a.id]) for a in in_play}
         lots = open_lots[in_play[0].id] if len(in_play) == 1 else sorted(
             (lot for lots in open_lots.values() for lot in lots),
             key=lambda lot: (lot.created_at, lot.id))
-        plan = self._fifo(lots, points, caps)
+        return pairs, open_lots, self._fifo(lots, points, caps)
+
+    def _spend(self, op: _Op, request: SpendRequest) -> dict[str, Any]:
+        in_play = op.accounts
+        points = request.points
+        pairs, _, plan = self._debit_plan(op, points)
         shortfall = points - sum(take for _, take in plan)
         debt_account = self._debt_account(in_play)
         if shortfall and debt_account is None:
@@ -1583,7 +1738,7 @@ class _Chunk:
                 not self.accounts[target.account].allow_negative:
             return 0
         lot = self.lot_of_entry[target.id]
-        return part - min(part, lot.remaining)
+        return part - min(part, draws.free(lot.remaining, lot.held))
 
     def _debt_after(self, parts: list[tuple[_Entry, int]]) -> dict[Pair, int]:
         """What each balance would owe after the reversal's parts, in their order: an issue
@@ -1616,7 +1771,7 @@ class _Chunk:
         pair = (target.user, target.account)
         account = self.accounts[target.account]
         lot = self.lot_of_entry[target.id]
-        take = min(points, lot.remaining)
+        take = min(points, draws.free(lot.remaining, lot.held))
         rest = points - take
         debt = rest if account.allow_negative else 0  # (within the max debt: _debt_parts)
         written_off = rest - debt
@@ -1765,6 +1920,124 @@ class _Chunk:
                 "left_to_reactivate": left - wanted, "debt_repaid": repaid,
                 "balance": self._balance(pair)}
 
+    # holds: reserve, then capture (a spend) or release
+
+    def _hold(self, op: _Op, request: HoldRequest) -> dict[str, Any]:
+        ref = (request.options.reference_id or "").strip()
+        if ref in self.holds:
+            raise RefusedError(f"there is already a hold {ref!r} ({self.holds[ref].status}); "
+                               "a reference id names one hold")
+        in_play = op.accounts
+        pairs, open_lots, plan = self._debit_plan(op, request.points)
+        free = sum(take for _, take in plan)
+        if free < request.points:
+            names = ", ".join(repr(a.name) for a in in_play)
+            raise RefusedError(f"insufficient points: {op.user} has {free} available in "
+                               f"{names}; {request.points} needed (a hold never creates debt)")
+        expires = parse_duration(request.expires_in).add_to(op.moment)
+        hold = _Hold(self.ids["hold"].take(), ref, op.user, request.points, 0, "open",
+                     expires, 0, op.moment, None, new=True)
+        note = f"{request.points} points held until {clock.format_time(expires)}"
+        entries: list[dict[str, Any]] = []
+        for account in in_play:
+            mine = [(lot, take) for lot, take in plan if lot.account == account.id]
+            if not mine:
+                continue
+            sources = {lot.source for lot, _ in mine}
+            entry = self._entry(op, type="hold", user=op.user, account=account.id,
+                                source=sources.pop() if len(sources) == 1 else None, points=0,
+                                reference_type=DEFAULT_REFERENCE_TYPES["hold"], note=note)
+            for lot, take in mine:
+                self._draw(entry, lot, "hold", take)
+                hold.draws.append((lot.id, take))
+            entries.append({"entry": entry.id, "account": account.name,
+                            "points": sum(take for _, take in mine),
+                            "available": self._spendable(pairs[account.id],
+                                                         open_lots[account.id])})
+        hold.entry_id = int(entries[0]["entry"])
+        self.holds[ref] = hold
+        self.hold_pairs[ref] = sorted({pairs[a.id] for a in in_play})
+        return {"hold": ref, "user": op.user, "points": request.points, "status": "open",
+                "expires_at": clock.format_time(expires), "entries": entries}
+
+    def _open_hold(self, ref: str) -> _Hold:
+        hold = self.holds.get(ref)
+        if hold is None:
+            raise NotFoundError(f"no hold {ref!r} (see 'pointctl hold list')")
+        return hold
+
+    def _release(self, op: _Op, hold: _Hold, *, status: str, why: str) -> list[int]:
+        """Free every point the hold earmarks: one release entry per account."""
+        entries: dict[int, _Entry] = {}
+        for lot_id, points in hold.draws:
+            lot = self.lots[lot_id]
+            if lot.account not in entries:
+                entries[lot.account] = self._entry(
+                    op, type="release", user=hold.user, account=lot.account, source=None,
+                    points=0, reference_id=hold.reference_id,
+                    reference_type=DEFAULT_REFERENCE_TYPES["release"], related=hold.entry_id,
+                    note=why)
+            self._draw(entries[lot.account], lot, "release", points)
+        hold.status, hold.closed_at, hold.dirty = status, op.moment, True
+        return [entry.id for entry in entries.values()]
+
+    def _capture(self, op: _Op, request: CaptureRequest) -> dict[str, Any]:
+        hold = self._open_hold(request.reference_id)
+        ref = hold.reference_id
+        if hold.status != "open":
+            raise RefusedError(f"hold {ref!r} is {hold.status}; only an open hold can be "
+                               "captured")
+        if hold.expires_at <= op.moment:
+            raise RefusedError(f"hold {ref!r} expired at {clock.format_time(hold.expires_at)};"
+                               " it can no longer be captured (its points are released by "
+                               "'pointctl expire run' or 'pointctl hold void')")
+        points = hold.points if request.points is None else request.points
+        if points > hold.points:
+            raise RefusedError(f"hold {ref!r} holds {hold.points} points; cannot capture "
+                               f"{points}")
+        released = self._release(op, hold, status="captured",
+                                 why=f"hold captured: {points} of {hold.points} points spent")
+        hold.captured = points
+        spends: dict[int, _Entry] = {}
+        left = points
+        for lot_id, held in hold.draws:  # the earmarked points, in the hold's FIFO order
+            take = min(held, left)
+            if take == 0:
+                break
+            lot = self.lots[lot_id]
+            if lot.account not in spends:
+                spends[lot.account] = self._entry(
+                    op, type="spend", user=hold.user, account=lot.account, source=None,
+                    points=0, reference_id=ref,
+                    reference_type=DEFAULT_REFERENCE_TYPES["capture"], related=hold.entry_id)
+            self._draw(spends[lot.account], lot, "spend", take)
+            spends[lot.account].points -= take
+            left -= take
+        results = []
+        for account_id, entry in spends.items():
+            pair = (hold.user, account_id)
+            results.append({"entry": entry.id, "account": self.accounts[account_id].name,
+                            "points": -entry.points, "balance": self._balance(pair)})
+        return {"hold": ref, "user": hold.user, "points": points, "held": hold.points,
+                "released": hold.points - points, "status": "captured", "entries": results,
+                "release_entries": released}
+
+    def _void(self, op: _Op, request: VoidRequest) -> dict[str, Any]:
+        hold = self._open_hold(request.reference_id)
+        ref = hold.reference_id
+        if hold.status != "open" or (request.expired and hold.expires_at > op.moment):
+            if request.expired:  # released already (another run), or not due: nothing to do
+                return {"hold": ref, "user": hold.user, "points": 0, "status": hold.status}
+            raise RefusedError(f"hold {ref!r} is {hold.status}; only an open hold can be "
+                               "voided")
+        expired = request.expired or hold.expires_at <= op.moment
+        status = "expired" if expired else "voided"
+        why = (f"hold expired at {clock.format_time(hold.expires_at)}" if expired
+               else "hold voided")
+        entries = self._release(op, hold, status=status, why=why)
+        return {"hold": ref, "user": hold.user, "points": hold.points, "status": status,
+                "release_entries": entries}
+
     # the credit of a rollover
 
     def _rollover(self, op: _Op, request: RolloverRequest) -> dict[str, Any]:
@@ -1813,8 +2086,8 @@ class _Chunk:
                          key=lambda lot: lot.id)
         bulk.update(connection, "lot", [("id", "bigint")],
                     [("spent", "bigint"), ("expired", "bigint"), ("moved", "bigint"),
-                     ("remaining", "bigint")],
-                    [(lot.spent, lot.expired, lot.moved, lot.remaining, lot.id)
+                     ("remaining", "bigint"), ("held", "bigint")],
+                    [(lot.spent, lot.expired, lot.moved, lot.remaining, lot.held, lot.id)
                      for lot in changed])
         bulk.insert(connection, "draw", _DRAW_COLUMNS, [
             (d.id, d.entry_id, d.lot_id, d.kind, d.points, d.reverses) for d in self.new_draws])
@@ -1827,6 +2100,19 @@ class _Chunk:
                     [(source.inventory, source.status, now, source.id)
                      for source in sorted(self.sources.values(), key=lambda s: s.id)
                      if source.dirty])
+        try:
+            bulk.insert(connection, "hold", _HOLD_COLUMNS, [
+                (h.id, h.reference_id, h.user, h.points, h.captured, h.status,
+                 time(h.expires_at), h.entry_id, time(h.created_at),
+                 None if h.closed_at is None else time(h.closed_at))
+                for h in self.holds.values() if h.new])
+        except IntegrityError:
+            raise RetryableConflict("a hold's reference id is being used concurrently; "
+                                    "retrying") from None
+        bulk.update(connection, "hold", [("id", "bigint")],
+                    [("status", "text"), ("captured", "bigint"), ("closed_at", "timestamp")],
+                    [(h.status, h.captured, None if h.closed_at is None else time(h.closed_at),
+                      h.id) for h in self.holds.values() if h.dirty and not h.new])
         bulk.insert(connection, "activity", _ACTIVITY_COLUMNS,
                     [(a[0], a[1], a[2], a[3], time(a[4])) for a in self.activity])
         if self.records:
@@ -1852,6 +2138,10 @@ _LOT_COLUMNS = [
     ("created_at", "timestamp"), ("available_at", "timestamp"), ("origin_lot_id", "bigint")]
 _DRAW_COLUMNS = [("id", "bigint"), ("entry_id", "bigint"), ("lot_id", "bigint"),
                  ("kind", "text"), ("points", "bigint"), ("reverses_draw_id", "bigint")]
+_HOLD_COLUMNS = [("id", "bigint"), ("reference_id", "text"), ("user_id", "text"),
+                 ("points", "bigint"), ("captured", "bigint"), ("status", "text"),
+                 ("expires_at", "timestamp"), ("entry_id", "bigint"),
+                 ("created_at", "timestamp"), ("closed_at", "timestamp")]
 _ACTIVITY_COLUMNS = [("id", "bigint"), ("user_id", "text"), ("event", "text"),
                      ("actor", "text"), ("occurred_at", "timestamp")]
 _RECORD_COLUMNS = [("key", "text"), ("request_hash", "text"), ("result", "text"),

@@ -520,13 +520,17 @@ def _maybe(value: str | None) -> Duration | None:
     return parse_duration(value) if value else None
 
 
+FREE = draws.free_sql("l")  # a lot's points not earmarked by open holds
+
+
 def _candidate_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: ZoneInfo,
                    params: dict[str, Any]) -> str:
     """A SELECT of (lot_id, user_id, source_id, credit_entry_id, points): what each lot loses."""
-    mine = ("l.account_id = :account AND l.remaining > 0 "
+    # points earmarked by an open hold do not expire while it is open (draws.free)
+    mine = (f"l.account_id = :account AND {FREE} > 0 "
             "AND l.user_id IN (SELECT user_id FROM pointctl_exp_user)")
     take_all = "SELECT l.id AS lot_id, l.user_id, l.source_id, l.entry_id AS credit_entry_id, " \
-               "l.remaining AS points FROM lot l"
+               f"{FREE} AS points FROM lot l"
     if policy.kind == "fixed-date" or (policy.kind == "rolling" and not policy.snap_to):
         return f"{take_all} WHERE {mine} AND l.created_at <= :widest"
     if policy.kind == "rolling" and policy.snap_to != "anniversary":
@@ -599,17 +603,17 @@ def _inactivity_sql(sql: RawSql, policy: ExpirationPolicy, at: datetime, zone: Z
                       CASE WHEN remaining < share - before THEN remaining
                            ELSE share - before END AS points
         FROM (SELECT l.id AS lot_id, l.user_id, l.source_id, l.entry_id AS credit_entry_id,
-                     l.remaining,
-                     CAST(SUM(l.remaining) OVER (PARTITION BY l.user_id
-                                                 ORDER BY l.created_at, l.id
-                                                 ROWS UNBOUNDED PRECEDING) AS BIGINT)
-                         - l.remaining AS before,
-                     CAST(SUM(l.remaining) OVER (PARTITION BY l.user_id) AS BIGINT)
+                     {FREE} AS remaining,
+                     CAST(SUM({FREE}) OVER (PARTITION BY l.user_id
+                                            ORDER BY l.created_at, l.id
+                                            ROWS UNBOUNDED PRECEDING) AS BIGINT)
+                         - {FREE} AS before,
+                     CAST(SUM({FREE}) OVER (PARTITION BY l.user_id) AS BIGINT)
                          * {percent} / 100 AS share
               FROM lot l
               JOIN (SELECT user_id FROM ({' UNION ALL '.join(seen)}) s
                     GROUP BY user_id HAVING MAX(at) <= :since) i ON i.user_id = l.user_id
-              WHERE l.account_id = :account AND l.remaining > 0 AND l.created_at <= :at
+              WHERE l.account_id = :account AND {FREE} > 0 AND l.created_at <= :at
                 AND l.available_at <= :at) r
         WHERE share > before"""
 

@@ -119,6 +119,65 @@ def record_activity(session: Session, *, user: str, event: str, options: WriteOp
                                                             options=options))
 
 
+# --- holds -----------------------------------------------------------------------------------
+
+def hold(session: Session, *, user: str, points: int, accounts: Sequence[str] = (),
+         expires_in: str | None = None, options: WriteOptions) -> dict[str, Any]:
+    """Reserve points FIFO as a spend would take them (available drops, the lots are
+    earmarked, the balance stays) under ``options.reference_id``, until ``expires_in``."""
+    from pointctl.services import engine
+    from pointctl.services.writes import DEFAULT_HOLD_TIME
+
+    return engine.apply_one(session, engine.HoldRequest(
+        user=user, points=points, accounts=tuple(accounts),
+        expires_in=expires_in or DEFAULT_HOLD_TIME, options=options))
+
+
+def capture(session: Session, *, reference_id: str, points: int | None = None,
+            options: WriteOptions) -> dict[str, Any]:
+    """Spend ``points`` (default all) of the hold's earmarked points; release the rest."""
+    from pointctl.services import engine
+
+    return engine.apply_one(session, engine.CaptureRequest(
+        reference_id=reference_id, points=points, options=options))
+
+
+def void(session: Session, *, reference_id: str, options: WriteOptions) -> dict[str, Any]:
+    """Release every point of the hold."""
+    from pointctl.services import engine
+
+    return engine.apply_one(session, engine.VoidRequest(reference_id=reference_id,
+                                                        options=options))
+
+
+HOLD_STATUSES = ("open", "captured", "voided", "expired")
+
+
+def list_holds(session: Session, *, user: str | None = None, status: str = "open",
+               limit: int = 1000) -> list[dict[str, Any]]:
+    """Holds, newest first: open ones by default (``status`` "all": every one)."""
+    if status != "all" and status not in HOLD_STATUSES:
+        raise InvalidInputError(f"unknown hold status {status!r}; choose from "
+                                f"{', '.join(HOLD_STATUSES)}, all")
+    sql = RawSql(session)
+    where, params = [], {}
+    if user is not None:
+        where.append("user_id = :user")
+        params["user"] = clean_user(user)
+    if status != "all":
+        where.append("status = :status")
+        params["status"] = status
+    rows = sql.run(
+        "SELECT reference_id, user_id, points, captured, status, expires_at, created_at, "
+        "closed_at FROM hold" + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY id DESC LIMIT {int(limit)}", **params).all()
+    return [{"hold": ref, "user": who, "points": int(points), "captured": int(captured),
+             "status": state, "expires_at": clock.format_time(sql.moment(expires)),
+             "created_at": clock.format_time(sql.moment(created)),
+             "closed_at": clock.format_time(sql.moment(closed)) if closed else None}
+            for ref, who, points, captured, state, expires, created, closed in rows]
+
+
 # --- balance ---------------------------------------------------------------------------------
 
 def balance(session: Session, *, user: str, at: datetime | None = None) -> dict[str, Any]:
@@ -137,12 +196,12 @@ def _balance(session: Session, user: str, moment: datetime) -> dict[str, Any]:
     sql = RawSql(session)
     rows = sql.run(
         """SELECT a.name, a.group_label, a.status, a.qualifying, b.debt,
-                  COALESCE(l.total, 0), COALESCE(l.available, 0)
+                  COALESCE(l.total, 0), COALESCE(l.available, 0), COALESCE(l.held, 0)
            FROM account a
            JOIN balance b ON b.account_id = a.id AND b.user_id = :user
            LEFT JOIN (SELECT account_id, SUM(remaining) AS total,
                              SUM(CASE WHEN available_at <= :moment THEN remaining ELSE 0 END)
-                             AS available
+                             AS available, SUM(held) AS held
                       FROM lot WHERE user_id = :user AND remaining > 0
                       GROUP BY account_id) l ON l.account_id = a.id
            ORDER BY a.id""", user=user, moment=sql.time(moment)).all()
@@ -151,20 +210,24 @@ def _balance(session: Session, user: str, moment: datetime) -> dict[str, Any]:
     accounts: list[dict[str, Any]] = []
     groups: dict[str, dict[str, Any]] = {}
     usable: dict[str, list[tuple[int, int]]] = {}
-    for name, group_label, status, qualifying, debt, total, available in rows:
+    for name, group_label, status, qualifying, debt, total, available, held in rows:
         total, available, debt, qualifying = int(total), int(available), int(debt), \
             bool(qualifying)
+        # points earmarked by open holds stay in the balance but are not available
+        held = int(held)
+        available, free_total = available - held, total - held
         # what a spend could use now: not in an inactive or a tier qualifying account
         can_spend = status == "active" and not qualifying
         row = {"account": name, "group": group_label, "status": status,
                "qualifying": qualifying, "balance": total - debt,
-               "available": spendable(available, total, debt) if can_spend else 0,
-               "pending": total - available, "debt": debt}
+               "available": spendable(available, free_total, debt) if can_spend else 0,
+               "held": held, "pending": free_total - available, "debt": debt}
         accounts.append(row)
         if group_label:
             group = groups.setdefault(group_label, {
-                "group": group_label, "balance": 0, "available": 0, "pending": 0, "debt": 0})
-            for key in ("balance", "pending", "debt"):
+                "group": group_label, "balance": 0, "available": 0, "held": 0, "pending": 0,
+                "debt": 0})
+            for key in ("balance", "held", "pending", "debt"):
                 group[key] += row[key]
             parts = usable.setdefault(group_label, [])
             if can_spend:

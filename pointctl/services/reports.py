@@ -21,7 +21,7 @@ from pointctl.services.lookup import accounts_by_names, sources_by_names
 from pointctl.services.settings import program_zone
 
 ENTRY_TYPES = ("issue", "spend", "reversal", "adjustment", "transfer", "expiration", "rollover",
-               "reactivation", "inventory", "restriction", "change")
+               "reactivation", "inventory", "restriction", "change", "hold", "release")
 CREDIT_TYPES = ("issue", "adjustment", "transfer", "rollover", "reactivation")  # make lots
 MAX_LIMIT = 100_000
 MAX_DAYS = 3_660  # ten years of days in one daily report

@@ -136,6 +136,26 @@ CHECKS: list[tuple[int, str, str]] = [
                ON a.entry_id = e.id
         WHERE e.points > 0 AND e.type IN (""" + CREDITS + """)
           AND e.points <> COALESCE(r.points, 0) + COALESCE(a.points, 0)"""),
+    (8, "a lot's held points = its hold draws - its release draws, within its remaining",
+     """SELECT 'lot ' || l.id, 'held ' || l.held || ' but its hold draws keep '
+               || COALESCE(h.points, 0) || ' (remaining ' || l.remaining || ')'
+        FROM lot l
+        LEFT JOIN (SELECT lot_id, SUM(CASE WHEN kind = 'hold' THEN points ELSE -points END)
+                          AS points
+                   FROM draw WHERE kind IN ('hold', 'release') GROUP BY lot_id) h
+               ON h.lot_id = l.id
+        WHERE l.held <> COALESCE(h.points, 0) OR l.held < 0 OR l.held > l.remaining"""),
+    (9, "an open hold earmarks all its points; a closed one none",
+     """SELECT 'hold ' || h.reference_id, h.status || ' with ' || COALESCE(x.points, 0)
+               || ' of its ' || h.points || ' points earmarked'
+        FROM hold h
+        LEFT JOIN (SELECT e.reference_id,
+                          SUM(CASE WHEN d.kind = 'hold' THEN d.points ELSE -d.points END)
+                          AS points
+                   FROM draw d JOIN entry e ON e.id = d.entry_id
+                   WHERE d.kind IN ('hold', 'release') GROUP BY e.reference_id) x
+               ON x.reference_id = h.reference_id
+        WHERE COALESCE(x.points, 0) <> CASE WHEN h.status = 'open' THEN h.points ELSE 0 END"""),
 ]
 
 TRIGGERS = {

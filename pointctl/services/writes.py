@@ -23,7 +23,12 @@ DEFAULT_REFERENCE_TYPES = {
     "rollover": "Point Rollover",
     # points returned to an archived source: its inventory expires again at once
     "archived_return": "Returned Inventory Expired (source archived)",
+    "hold": "Point Hold",
+    "release": "Point Hold Release",
+    "capture": "Point Redemption (hold captured)",
 }
+DEFAULT_HOLD_TIME = "30min"  # how long a hold lasts unless --expires-in says otherwise
+MAX_HOLD_DAYS = 366
 MAX_USER_LENGTH = 200
 MAX_REFERENCE_LENGTH = 200  # reference ids and types
 MAX_NOTE_LENGTH = 1000  # reasons
