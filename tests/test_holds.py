@@ -215,3 +215,67 @@ def test_a_forked_capture_and_void_of_one_hold_happen_once(shop: Cli) -> None:
     assert sorted(r.exit_code for r in done) == [0, 1]
     assert len(lot_draws(shop, "release")) == 1
     verify_clean(shop)
+
+
+def test_a_hold_on_points_issued_earlier_in_the_same_batch_chunk(
+        shop: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    lines = [{"op": "issue", "user": "bo", "points": 100, "source": "Base"},
+             {"op": "hold", "user": "bo", "points": 100, "reference_id": "h1"}]
+    result = shop("batch", "-", "--input-format", "jsonl", env=at(T0),
+                  input="".join(json.dumps(line) + "\n" for line in lines))
+    assert result.exit_code == 0, result.error
+    assert core_balance(shop, "bo") == (100, 0, 100, 0)  # the new lot is written earmarked
+    refused(shop, T0, "spend", "bo", "1")
+    assert ok(shop, T0, "hold", "capture", "h1")["points"] == 100
+    assert core_balance(shop, "bo") == (0, 0, 0, 0)
+    verify_clean(shop)
+
+
+def test_reference_ids_are_taken_as_given_and_at_cannot_revive_a_hold(shop: Cli) -> None:
+    ok(shop, T0, "hold", "ann", "5", "--reference-id", "r1 ")
+    ok(shop, T0, "hold", "ann", "5", "--reference-id", "r1")  # another hold
+    assert ok(shop, T0, "hold", "capture", "r1 ")["points"] == 5
+    assert [h["hold"] for h in ok(shop, T0, "hold", "list")] == ["r1"]
+    verify_clean(shop)
+    later = "2026-03-01T01:00:00Z"
+    assert refused(shop, later, "hold", "capture", "r1", "--at", T0).startswith(
+        "Error: hold 'r1' expired at 2026-03-01T00:30:00Z")
+    assert refused(shop, later, "hold", "ann", "5", "--reference-id", "old", "--at",
+                   "2026-03-01T00:10:00Z") == (
+        "Error: a hold placed at 2026-03-01T00:10:00Z for 30min would have expired at "
+        "2026-03-01T00:40:00Z, before now")
+
+
+def test_a_capture_spends_the_oldest_earmarked_points_first_across_accounts(cli: Cli) -> None:
+    ok(cli, T0, "accounts", "create", "Core", "--default", "--no-negative")
+    ok(cli, T0, "accounts", "create", "Promo", "--no-negative")
+    ok(cli, T0, "sources", "create", "Base")
+    ok(cli, "2026-02-01T00:00:00Z", "issue", "ann", "30", "--source", "Base", "--account",
+       "Core")
+    ok(cli, "2026-02-02T00:00:00Z", "issue", "ann", "20", "--source", "Base", "--account",
+       "Promo")
+    ok(cli, "2026-02-03T00:00:00Z", "issue", "ann", "20", "--source", "Base", "--account",
+       "Core")
+    ok(cli, T0, "hold", "ann", "70", "--reference-id", "o", "--account", "Core", "--account",
+       "Promo")
+    done = ok(cli, T0, "hold", "capture", "o", "--points", "45")
+    assert sorted((e["account"], e["points"]) for e in done["entries"]) == [
+        ("Core", 30), ("Promo", 15)]  # 30 of 02-01, then 15 of 02-02: as a spend would
+    verify_clean(cli)
+
+
+def test_holds_past_their_time_are_released_before_a_later_evaluation(cli: Cli) -> None:
+    """A hold that ended before an evaluation does not shield its points from it."""
+    ok(cli, T0, "accounts", "create", "Core", "--default", "--no-negative")
+    ok(cli, T0, "sources", "create", "Base")
+    ok(cli, T0, "accounts", "expiration", "Core", "--fixed-date", "06-15",
+       "--every", "yearly on 06-15")
+    ok(cli, "2026-03-01T10:00:00Z", "issue", "ann", "100", "--source", "Base")
+    ok(cli, "2026-03-01T10:00:00Z", "issue", "bob", "100", "--source", "Base")
+    ok(cli, "2026-06-14T23:00:00Z", "hold", "ann", "100", "--reference-id", "o")
+    result = cli.ok("expire", "run", env=at("2026-06-15T01:00:00Z"))
+    assert "Released 1 expired hold" in result.error
+    assert ok(cli, "2026-06-15T01:00:00Z", "balance", "ann")["accounts"][0]["balance"] == 0
+    assert ok(cli, "2026-06-15T01:00:00Z", "balance", "bob")["accounts"][0]["balance"] == 0
+    verify_clean(cli)

@@ -84,10 +84,13 @@ def run(
     from pointctl.services.expire_runner import run_due
 
     until = _until(as_of)
+    holds = not dry_run and not accounts  # (holds belong to no one account)
+    released: list[int] = []
     with progress_reporter("expire") as on_progress:
         outcomes = run_due(state.current.db_url, until=until, accounts=accounts or [],
                            actor=state.current.actor, dry_run=dry_run, on_progress=on_progress,
-                           read_only=state.current.read_only)
+                           read_only=state.current.read_only,
+                           release_holds=released if holds else None)
     rows = _summary(outcomes)
     emit_rows(rows, fmt, SUMMARY_COLUMNS,
               title="Expiration" + (" (dry run: nothing changed)" if dry_run else ""),
@@ -98,14 +101,14 @@ def run(
     verb = "Would perform" if dry_run else "Performed"
     confirm(f"{verb} {performed} evaluations: {expired} points expired, {rolled} rolled over"
             + (" (dry run, nothing changed)" if dry_run else ""))
-    if not dry_run and not accounts:  # holds past their time: released, each once
+    if holds:  # holds past their time (the rest): released, each once
         from pointctl.services.expire_runner import release_expired_holds
 
-        released = release_expired_holds(state.current.db_url, until=until,
-                                         actor=state.current.actor,
-                                         read_only=state.current.read_only)
-        if released:
-            confirm(f"Released {released} expired hold{'s' if released != 1 else ''}")
+        released.append(release_expired_holds(state.current.db_url, until=until,
+                                              actor=state.current.actor,
+                                              read_only=state.current.read_only))
+        if sum(released):
+            confirm(f"Released {sum(released)} expired hold{'s' if sum(released) != 1 else ''}")
 
 
 @app.command()

@@ -134,7 +134,8 @@ def upcoming(session: Session, *, user: str, until: datetime, enrolled: datetime
     policies = {p.account_id: p for p in session.execute(select(ExpirationPolicy)).scalars()}
     lots = [_Lot((lot.created_at, int(lot.id or 0)), lot.account_id, lot.created_at,
                  lot.available_at, draws.free(int(lot.remaining), int(lot.held)))
-            for lot in session.execute(select(Lot).where(Lot.user_id == user, Lot.remaining > 0)
+            for lot in session.execute(select(Lot).where(Lot.user_id == user,
+                                                         Lot.remaining > Lot.held)
                                        .order_by(col(Lot.created_at), col(Lot.id))).scalars()]
     reach = _reachable({lot.account_id for lot in lots}, policies)
     reached = {int(account): moment for account, moment in session.execute(

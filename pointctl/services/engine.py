@@ -1923,7 +1923,7 @@ class _Chunk:
     # holds: reserve, then capture (a spend) or release
 
     def _hold(self, op: _Op, request: HoldRequest) -> dict[str, Any]:
-        ref = (request.options.reference_id or "").strip()
+        ref = request.options.reference_id or ""  # as given: it names the hold exactly
         if ref in self.holds:
             raise RefusedError(f"there is already a hold {ref!r} ({self.holds[ref].status}); "
                                "a reference id names one hold")
@@ -1935,6 +1935,10 @@ class _Chunk:
             raise RefusedError(f"insufficient points: {op.user} has {free} available in "
                                f"{names}; {request.points} needed (a hold never creates debt)")
         expires = parse_duration(request.expires_in).add_to(op.moment)
+        if expires <= self.now:
+            raise RefusedError(f"a hold placed at {clock.format_time(op.moment)} for "
+                               f"{request.expires_in} would have expired at "
+                               f"{clock.format_time(expires)}, before now")
         hold = _Hold(self.ids["hold"].take(), ref, op.user, request.points, 0, "open",
                      expires, 0, op.moment, None, new=True)
         note = f"{request.points} points held until {clock.format_time(expires)}"
@@ -1949,12 +1953,12 @@ class _Chunk:
                                 reference_type=DEFAULT_REFERENCE_TYPES["hold"], note=note)
             for lot, take in mine:
                 self._draw(entry, lot, "hold", take)
-                hold.draws.append((lot.id, take))
             entries.append({"entry": entry.id, "account": account.name,
                             "points": sum(take for _, take in mine),
                             "available": self._spendable(pairs[account.id],
                                                          open_lots[account.id])})
         hold.entry_id = int(entries[0]["entry"])
+        hold.draws = [(lot.id, take) for lot, take in plan]  # FIFO over the accounts
         self.holds[ref] = hold
         self.hold_pairs[ref] = sorted({pairs[a.id] for a in in_play})
         return {"hold": ref, "user": op.user, "points": request.points, "status": "open",
@@ -1987,7 +1991,7 @@ class _Chunk:
         if hold.status != "open":
             raise RefusedError(f"hold {ref!r} is {hold.status}; only an open hold can be "
                                "captured")
-        if hold.expires_at <= op.moment:
+        if hold.expires_at <= max(op.moment, self.now):  # (--at cannot bring it back)
             raise RefusedError(f"hold {ref!r} expired at {clock.format_time(hold.expires_at)};"
                                " it can no longer be captured (its points are released by "
                                "'pointctl expire run' or 'pointctl hold void')")
@@ -2000,7 +2004,8 @@ class _Chunk:
         hold.captured = points
         spends: dict[int, _Entry] = {}
         left = points
-        for lot_id, held in hold.draws:  # the earmarked points, in the hold's FIFO order
+        earmarked = sorted(hold.draws, key=lambda d: (self.lots[d[0]].created_at, d[0]))
+        for lot_id, held in earmarked:  # the earmarked points, oldest lot first
             take = min(held, left)
             if take == 0:
                 break
@@ -2081,7 +2086,7 @@ class _Chunk:
         bulk.insert(connection, "lot", _LOT_COLUMNS, [
             (lot.id, lot.entry_id, lot.user, lot.account, lot.source, lot.original, lot.spent,
              lot.expired, lot.moved, lot.remaining, lot.created_at, lot.available_at,
-             lot.origin) for lot in new_lots])
+             lot.origin, lot.held) for lot in new_lots])
         changed = sorted((lot for lot in self.lots.values() if lot.dirty and not lot.new),
                          key=lambda lot: lot.id)
         bulk.update(connection, "lot", [("id", "bigint")],
@@ -2135,7 +2140,8 @@ _LOT_COLUMNS = [
     ("id", "bigint"), ("entry_id", "bigint"), ("user_id", "text"), ("account_id", "integer"),
     ("source_id", "integer"), ("original", "bigint"), ("spent", "bigint"),
     ("expired", "bigint"), ("moved", "bigint"), ("remaining", "bigint"),
-    ("created_at", "timestamp"), ("available_at", "timestamp"), ("origin_lot_id", "bigint")]
+    ("created_at", "timestamp"), ("available_at", "timestamp"), ("origin_lot_id", "bigint"),
+    ("held", "bigint")]
 _DRAW_COLUMNS = [("id", "bigint"), ("entry_id", "bigint"), ("lot_id", "bigint"),
                  ("kind", "text"), ("points", "bigint"), ("reverses_draw_id", "bigint")]
 _HOLD_COLUMNS = [("id", "bigint"), ("reference_id", "text"), ("user_id", "text"),

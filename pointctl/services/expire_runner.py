@@ -27,10 +27,15 @@ class _DryRun(Exception):
 def run_due(url: str, *, until: datetime | None = None, accounts: Sequence[str] = (),
             actor: str, dry_run: bool = False,
             on_progress: Callable[[int, int], None] | None = None,
-            engine: Engine | None = None, read_only: bool = False) -> list[Outcome]:
+            engine: Engine | None = None, read_only: bool = False,
+            release_holds: list[int] | None = None) -> list[Outcome]:
     """Perform every evaluation due at or before ``until`` (default: now), oldest first, each
     as of its scheduled time; only those of ``accounts`` when named. One outcome per evaluation, in
     order; ``performed`` is False for one that another run performed first.
+
+    ``release_holds``: a list to count into; before each evaluation, release the holds whose
+    time came at or before it (``release_expired_holds``), so that points a hold no longer
+    earmarks meet the evaluation; the caller releases the rest up to ``until`` after it.
 
     ``on_progress(done, total)`` is called with ``done=0`` once the due evaluations are
     listed, then after each one (not in a dry run). ``engine``: the engine to perform them
@@ -59,6 +64,10 @@ def run_due(url: str, *, until: datetime | None = None, accounts: Sequence[str] 
         on_progress(0, len(plan))
     try:
         for due in plan:
+            if release_holds is not None:  # a hold whose time came first frees its points
+                release_holds.append(release_expired_holds(url, until=due.at, actor=actor,
+                                                           read_only=read_only))
+
             def work(session: Any, due: Any = due) -> Outcome:
                 return expiry.perform(session, account_id=due.account_id, at=due.at,
                                       actor=actor)
@@ -89,18 +98,20 @@ def release_expired_holds(url: str, *, until: datetime | None = None, actor: str
 
     until = until or clock.now()
 
-    def due(session: Any) -> list[str]:
+    def due(session: Any) -> list[tuple[str, datetime]]:
         sql = RawSql(session)
-        return [ref for (ref,) in sql.run(
-            "SELECT reference_id FROM hold WHERE status = 'open' AND expires_at <= :until "
-            "ORDER BY expires_at, id", until=sql.time(until))]
+        return [(ref, sql.moment(expires)) for ref, expires in sql.run(
+            "SELECT reference_id, expires_at FROM hold WHERE status = 'open' "
+            "AND expires_at <= :until ORDER BY expires_at, id", until=sql.time(until))]
 
     refs = run_in_transaction(url, due, write=False, read_only=read_only)
     released = 0
     for start in range(0, len(refs), HOLD_CHUNK):
+        # each released as of its own time: a write catches up the evaluations due before
+        # it, and those came while the points were still held
         requests = [engine.VoidRequest(reference_id=ref, expired=True,
-                                       options=WriteOptions(actor=actor, at=until))
-                    for ref in refs[start:start + HOLD_CHUNK]]
+                                       options=WriteOptions(actor=actor, at=expires))
+                    for ref, expires in refs[start:start + HOLD_CHUNK]]
 
         def work(session: Any, requests: Any = requests) -> int:
             outcomes = engine.apply(session, requests)
