@@ -274,6 +274,11 @@ def test_holds_past_their_time_are_released_before_a_later_evaluation(cli: Cli) 
     ok(cli, "2026-03-01T10:00:00Z", "issue", "ann", "100", "--source", "Base")
     ok(cli, "2026-03-01T10:00:00Z", "issue", "bob", "100", "--source", "Base")
     ok(cli, "2026-06-14T23:00:00Z", "hold", "ann", "100", "--reference-id", "o")
+    # a dry run and a preview see it as the run does
+    dry = cli.ok("expire", "run", "--dry-run", env=at("2026-06-15T01:00:00Z"))
+    assert "200 points expired" in dry.error
+    coming = ok(cli, "2026-06-14T23:00:00Z", "expire", "preview", "--within", "2d")
+    assert sorted((r["user"], r["expires"]) for r in coming) == [("ann", 100), ("bob", 100)]
     result = cli.ok("expire", "run", env=at("2026-06-15T01:00:00Z"))
     assert "Released 1 expired hold" in result.error
     assert ok(cli, "2026-06-15T01:00:00Z", "balance", "ann")["accounts"][0]["balance"] == 0

@@ -648,8 +648,11 @@ class _Chunk:
                 raise InvalidInputError("a transfer needs a different account or --to-user")
         if isinstance(request, IssueRequest) and request.note is not None:
             check_text(request.note, what="--reason", max_length=MAX_NOTE_LENGTH)
-        if not isinstance(request, RolloverRequest):  # dated by its evaluation, which a
-            check_options(request.options)  # preview runs ahead of now
+        # a rollover is dated by its evaluation, a hold's release by its end: a preview runs
+        # them ahead of now
+        if not isinstance(request, RolloverRequest) and not (
+                isinstance(request, VoidRequest) and request.expired):
+            check_options(request.options)
         key = check_key(request.options.idempotency_key)
         op = _Op(index, request, user, request.options.at or self.now, key, receiver=receiver)
         if key is not None:

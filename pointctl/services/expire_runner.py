@@ -86,39 +86,21 @@ HOLD_CHUNK = 500  # expired holds released per transaction
 
 def release_expired_holds(url: str, *, until: datetime | None = None, actor: str,
                           read_only: bool = False) -> int:
-    """Release every open hold whose time has come (at or before ``until``, default now),
-    through the ledger engine, a chunk per transaction; how many this run released. A hold
+    """Release every open hold whose time has come (at or before ``until``, default now), a
+    chunk per transaction (``expiry.release_holds``); how many this run released. A hold
     released meanwhile (by another run, a capture or a void) is left as it is: each is
     released exactly once."""
     from pointctl.core import clock
-    from pointctl.db.rawsql import RawSql
     from pointctl.db.session import run_in_transaction
-    from pointctl.services import engine
-    from pointctl.services.writes import WriteOptions
+    from pointctl.services.expiry import release_holds
 
     until = until or clock.now()
-
-    def due(session: Any) -> list[tuple[str, datetime]]:
-        sql = RawSql(session)
-        return [(ref, sql.moment(expires)) for ref, expires in sql.run(
-            "SELECT reference_id, expires_at FROM hold WHERE status = 'open' "
-            "AND expires_at <= :until ORDER BY expires_at, id", until=sql.time(until))]
-
-    refs = run_in_transaction(url, due, write=False, read_only=read_only)
     released = 0
-    for start in range(0, len(refs), HOLD_CHUNK):
-        # each released as of its own time: a write catches up the evaluations due before
-        # it, and those came while the points were still held
-        requests = [engine.VoidRequest(reference_id=ref, expired=True,
-                                       options=WriteOptions(actor=actor, at=expires))
-                    for ref, expires in refs[start:start + HOLD_CHUNK]]
-
-        def work(session: Any, requests: Any = requests) -> int:
-            outcomes = engine.apply(session, requests)
-            for outcome in outcomes:
-                if isinstance(outcome, Exception):
-                    raise outcome
-            return sum(1 for o in outcomes if isinstance(o, dict) and o.get("points"))
-
-        released += run_in_transaction(url, work, write=True)
-    return released
+    while True:
+        done, more = run_in_transaction(
+            url, lambda session: release_holds(session, until=until, actor=actor,
+                                               limit=HOLD_CHUNK),
+            write=True, read_only=read_only)
+        released += done
+        if not more:
+            return released

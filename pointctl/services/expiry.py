@@ -669,12 +669,44 @@ def _roll_over(sql: RawSql, policy: ExpirationPolicy, *, at: datetime, actor: st
 def simulate(session: Session, *, until: datetime, accounts: Sequence[str] = (), actor: str,
              collect_users: bool) -> list[Outcome]:
     """Perform every evaluation due until ``until`` in this transaction (the caller rolls it
-    back): the dry run and the preview."""
+    back): the dry run and the preview; the holds that end before an evaluation are released
+    before it, as ``expire run`` does."""
     outcomes = []
     for due in due_evaluations(session, until=until, accounts=accounts):
+        release_holds(session, until=due.at, actor=actor, lock=False)
         outcomes.append(perform(session, account_id=due.account_id, at=due.at, actor=actor,
                                 collect_users=collect_users, lock=False))
     return outcomes
+
+
+def release_holds(session: Session, *, until: datetime, actor: str, lock: bool = True,
+                  limit: int | None = None) -> tuple[int, bool]:
+    """Release the open holds that ended at or before ``until`` (at most ``limit``, the
+    earliest first) through the ledger engine, each as of its own end: a write catches up the
+    evaluations due before it, and those came while the points were still held. How many
+    were released, and whether more are left."""
+    from pointctl.db.rawsql import RawSql
+    from pointctl.services import engine
+    from pointctl.services.writes import WriteOptions
+
+    sql = RawSql(session)
+    rows = [(ref, sql.moment(ends)) for ref, ends in sql.run(
+        "SELECT reference_id, expires_at FROM hold WHERE status = 'open' "
+        "AND expires_at <= :until ORDER BY expires_at, id"
+        + (f" LIMIT {int(limit) + 1}" if limit is not None else ""), until=sql.time(until))]
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if limit is not None else rows
+    if not rows:
+        return 0, False
+    outcomes = engine.apply(session, [
+        engine.VoidRequest(reference_id=ref, expired=True,
+                           options=WriteOptions(actor=actor, at=ends))
+        for ref, ends in rows], lock=lock)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+    session.expire_all()  # the engine wrote with plain SQL
+    return sum(1 for o in outcomes if isinstance(o, dict) and o.get("points")), more
 
 
 def preview(session: Session, *, within: str, user: str | None = None,
