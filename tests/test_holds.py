@@ -117,7 +117,7 @@ def test_an_expired_hold_is_released_once_and_cannot_be_captured(shop: Cli) -> N
     later = "2026-03-01T02:00:00Z"
     assert refused(cli, later, "hold", "capture", "late") == (
         "Error: hold 'late' expired at 2026-03-01T01:00:00Z; it can no longer be captured (its "
-        "points are released by 'pointctl expire run' or 'pointctl hold void')")
+        "points are released by 'pointctl expire run')")
     assert core_balance(cli, "ann", later) == (100, 70, 30, 0)  # until a run releases it
     # two runs at once: the hold is released exactly once
     runs = forked_together([lambda: Cli(cli.url)("expire", "run", env=at(later))
@@ -274,13 +274,32 @@ def test_holds_past_their_time_are_released_before_a_later_evaluation(cli: Cli) 
     ok(cli, "2026-03-01T10:00:00Z", "issue", "ann", "100", "--source", "Base")
     ok(cli, "2026-03-01T10:00:00Z", "issue", "bob", "100", "--source", "Base")
     ok(cli, "2026-06-14T23:00:00Z", "hold", "ann", "100", "--reference-id", "o")
-    # a dry run and a preview see it as the run does
+    # a dry run and a preview leave holds as they are (releasing them there would lock rows a
+    # checkout needs): they show bob's 100 only
     dry = cli.ok("expire", "run", "--dry-run", env=at("2026-06-15T01:00:00Z"))
-    assert "200 points expired" in dry.error
+    assert "100 points expired" in dry.error
     coming = ok(cli, "2026-06-14T23:00:00Z", "expire", "preview", "--within", "2d")
-    assert sorted((r["user"], r["expires"]) for r in coming) == [("ann", 100), ("bob", 100)]
+    assert sorted((r["user"], r["expires"]) for r in coming) == [("bob", 100)]
+    # an ended hold is for expire run to release, not for a void
+    assert refused(cli, "2026-06-15T01:00:00Z", "hold", "void", "o") == (
+        "Error: hold 'o' ended at 2026-06-14T23:30:00Z; 'pointctl expire run' releases it")
     result = cli.ok("expire", "run", env=at("2026-06-15T01:00:00Z"))
     assert "Released 1 expired hold" in result.error
     assert ok(cli, "2026-06-15T01:00:00Z", "balance", "ann")["accounts"][0]["balance"] == 0
     assert ok(cli, "2026-06-15T01:00:00Z", "balance", "bob")["accounts"][0]["balance"] == 0
+    verify_clean(cli)
+
+
+def test_a_hold_that_ends_as_an_evaluation_falls_due_does_not_shield_its_points(
+        cli: Cli) -> None:
+    ok(cli, T0, "accounts", "create", "Core", "--default", "--no-negative")
+    ok(cli, T0, "sources", "create", "Base")
+    ok(cli, T0, "accounts", "expiration", "Core", "--fixed-date", "06-15",
+       "--every", "yearly on 06-15")
+    ok(cli, "2026-03-01T10:00:00Z", "issue", "ann", "100", "--source", "Base")
+    ok(cli, "2026-06-14T23:30:00Z", "hold", "ann", "100", "--reference-id", "o")  # ends 00:00
+    # a run naming the account releases it too
+    result = cli.ok("expire", "run", "--account", "Core", env=at("2026-06-15T01:00:00Z"))
+    assert "100 points expired" in result.error and "Released 1 expired hold" in result.error
+    assert ok(cli, "2026-06-15T01:00:00Z", "balance", "ann")["accounts"][0]["balance"] == 0
     verify_clean(cli)

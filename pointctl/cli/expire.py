@@ -84,7 +84,7 @@ def run(
     from pointctl.services.expire_runner import run_due
 
     until = _until(as_of)
-    holds = not dry_run and not accounts  # (holds belong to no one account)
+    holds = not dry_run  # ended holds are released whichever accounts are named
     released: list[int] = []
     with progress_reporter("expire") as on_progress:
         outcomes = run_due(state.current.db_url, until=until, accounts=accounts or [],

@@ -193,6 +193,11 @@ class CaptureRequest:
                                         **self.options.request()})
 
 
+# an ended hold is released as of just before its end: the write catches up the evaluations
+# due before it, not one due at the very moment the hold ended
+RELEASE_EARLY = timedelta(microseconds=1)
+
+
 @dataclass(frozen=True)
 class VoidRequest:
     """Release hold ``reference_id``; ``expired``: ``expire run`` releasing a hold past its
@@ -1997,7 +2002,7 @@ class _Chunk:
         if hold.expires_at <= max(op.moment, self.now):  # (--at cannot bring it back)
             raise RefusedError(f"hold {ref!r} expired at {clock.format_time(hold.expires_at)};"
                                " it can no longer be captured (its points are released by "
-                               "'pointctl expire run' or 'pointctl hold void')")
+                               "'pointctl expire run')")
         points = hold.points if request.points is None else request.points
         if points > hold.points:
             raise RefusedError(f"hold {ref!r} holds {hold.points} points; cannot capture "
@@ -2033,14 +2038,18 @@ class _Chunk:
     def _void(self, op: _Op, request: VoidRequest) -> dict[str, Any]:
         hold = self._open_hold(request.reference_id)
         ref = hold.reference_id
-        if hold.status != "open" or (request.expired and hold.expires_at > op.moment):
+        if hold.status != "open" or (request.expired
+                                     and hold.expires_at > op.moment + RELEASE_EARLY):
             if request.expired:  # released already (another run), or not due: nothing to do
                 return {"hold": ref, "user": hold.user, "points": 0, "status": hold.status}
             raise RefusedError(f"hold {ref!r} is {hold.status}; only an open hold can be "
                                "voided")
-        expired = request.expired or hold.expires_at <= op.moment
-        status = "expired" if expired else "voided"
-        why = (f"hold expired at {clock.format_time(hold.expires_at)}" if expired
+        if not request.expired and hold.expires_at <= max(op.moment, self.now):
+            # its release belongs before the evaluations that came after its end
+            raise RefusedError(f"hold {ref!r} ended at {clock.format_time(hold.expires_at)}; "
+                               "'pointctl expire run' releases it")
+        status = "expired" if request.expired else "voided"
+        why = (f"hold expired at {clock.format_time(hold.expires_at)}" if request.expired
                else "hold voided")
         entries = self._release(op, hold, status=status, why=why)
         return {"hold": ref, "user": hold.user, "points": hold.points, "status": status,

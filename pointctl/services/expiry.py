@@ -669,11 +669,10 @@ def _roll_over(sql: RawSql, policy: ExpirationPolicy, *, at: datetime, actor: st
 def simulate(session: Session, *, until: datetime, accounts: Sequence[str] = (), actor: str,
              collect_users: bool) -> list[Outcome]:
     """Perform every evaluation due until ``until`` in this transaction (the caller rolls it
-    back): the dry run and the preview; the holds that end before an evaluation are released
-    before it, as ``expire run`` does."""
+    back): the dry run and the preview. Holds are left as they are (releasing them here would
+    lock rows a checkout needs for as long as the preview runs)."""
     outcomes = []
     for due in due_evaluations(session, until=until, accounts=accounts):
-        release_holds(session, until=due.at, actor=actor, lock=False)
         outcomes.append(perform(session, account_id=due.account_id, at=due.at, actor=actor,
                                 collect_users=collect_users, lock=False))
     return outcomes
@@ -682,9 +681,10 @@ def simulate(session: Session, *, until: datetime, accounts: Sequence[str] = (),
 def release_holds(session: Session, *, until: datetime, actor: str, lock: bool = True,
                   limit: int | None = None) -> tuple[int, bool]:
     """Release the open holds that ended at or before ``until`` (at most ``limit``, the
-    earliest first) through the ledger engine, each as of its own end: a write catches up the
-    evaluations due before it, and those came while the points were still held. How many
-    were released, and whether more are left."""
+    earliest first) through the ledger engine, each as of just before its own end
+    (``engine.RELEASE_EARLY``): a write catches up the evaluations due before it, and those
+    came while the points were still held. How many were released, and whether more are
+    left."""
     from pointctl.db.rawsql import RawSql
     from pointctl.services import engine
     from pointctl.services.writes import WriteOptions
@@ -700,7 +700,7 @@ def release_holds(session: Session, *, until: datetime, actor: str, lock: bool =
         return 0, False
     outcomes = engine.apply(session, [
         engine.VoidRequest(reference_id=ref, expired=True,
-                           options=WriteOptions(actor=actor, at=ends))
+                           options=WriteOptions(actor=actor, at=ends - engine.RELEASE_EARLY))
         for ref, ends in rows], lock=lock)
     for outcome in outcomes:
         if isinstance(outcome, Exception):
