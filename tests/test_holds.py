@@ -303,3 +303,25 @@ def test_a_hold_that_ends_as_an_evaluation_falls_due_does_not_shield_its_points(
     assert "100 points expired" in result.error and "Released 1 expired hold" in result.error
     assert ok(cli, "2026-06-15T01:00:00Z", "balance", "ann")["accounts"][0]["balance"] == 0
     verify_clean(cli)
+
+
+def test_verify_finds_earmarks_that_do_not_add_up(shop: Cli) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from pointctl.db.session import parse_url
+
+    ok(shop, T0, "hold", "ann", "30", "--reference-id", "o")
+    verify_clean(shop)
+
+    def violated(statement: str) -> list[int]:
+        engine = create_engine(parse_url(shop.url), poolclass=NullPool)
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+        engine.dispose()
+        result = shop("verify", "--format", "json")
+        assert result.exit_code == 1
+        return sorted({v["rule"] for v in json.loads(result.stdout)["violations"]})
+
+    assert violated("DELETE FROM hold") == [9]  # an earmark for a hold that does not exist
+    assert violated("UPDATE lot SET held = held + 1 WHERE held > 0") == [8, 9]

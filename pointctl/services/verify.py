@@ -155,7 +155,15 @@ CHECKS: list[tuple[int, str, str]] = [
                    FROM draw d JOIN entry e ON e.id = d.entry_id
                    WHERE d.kind IN ('hold', 'release') GROUP BY e.reference_id) x
                ON x.reference_id = h.reference_id
-        WHERE COALESCE(x.points, 0) <> CASE WHEN h.status = 'open' THEN h.points ELSE 0 END"""),
+        WHERE COALESCE(x.points, 0) <> CASE WHEN h.status = 'open' THEN h.points ELSE 0 END
+        UNION ALL
+        SELECT 'hold ' || e.reference_id, 'earmarks '
+               || SUM(CASE WHEN d.kind = 'hold' THEN d.points ELSE -d.points END)
+               || ' points but there is no such hold'
+        FROM draw d JOIN entry e ON e.id = d.entry_id
+        LEFT JOIN hold h ON h.reference_id = e.reference_id
+        WHERE d.kind IN ('hold', 'release') AND h.id IS NULL
+        GROUP BY e.reference_id"""),
 ]
 
 TRIGGERS = {
