@@ -621,7 +621,7 @@ class _Chunk:
                 check_points(request.points, what="points")
             if (request.entry_id is None) == (request.reference_id is None):
                 raise InvalidInputError("give exactly one of --entry ID or --reference-id R")
-        elif not isinstance(request, CaptureRequest | VoidRequest):
+        else:
             user = clean_user(request.user)
         if isinstance(request, ActivityRequest):
             clean_event(request.event)
@@ -714,11 +714,9 @@ class _Chunk:
         for group in locks.groups(refs):
             for row in self._raw(columns + f"reference_id IN ({self._marks(len(group))})",
                                  group):
-                expires = row[6] if isinstance(row[6], datetime) else \
-                    datetime.fromisoformat(str(row[6]))
                 self.holds[row[1]] = _Hold(int(row[0]), row[1], row[2], int(row[3]),
-                                           int(row[4]), row[5], expires, int(row[7]), row[8],
-                                           row[9])
+                                           int(row[4]), row[5], self.moment(row[6]),
+                                           int(row[7]), row[8], row[9])
         held = {h.id: h for h in self.holds.values() if h.status == "open"}
         for group in locks.groups(sorted(h.reference_id for h in held.values())):
             for ref, lot_id, points in self._raw(
@@ -1628,7 +1626,7 @@ class _Chunk:
                 start = clock.to_utc(datetime(year, 1, 1), zone)
                 end = clock.to_utc(datetime(year + 1, 1, 1), zone) if year < 9999 else \
                     datetime(9999, 12, 31)
-                mark = "%s" if self.postgres else "?"
+                mark = self._marks(1)
                 rows = self._raw(
                     "SELECT COALESCE(SUM(-d.points), 0) FROM entry d JOIN entry c "
                     "ON c.related_entry_id = d.id AND c.type = 'transfer' "
@@ -1745,8 +1743,7 @@ class _Chunk:
         if target.type != "issue" or target.account is None or \
                 not self.accounts[target.account].allow_negative:
             return 0
-        lot = self.lot_of_entry[target.id]
-        return part - min(part, draws.free(lot.remaining, lot.held))
+        return part - self._issue_take(target, part)
 
     def _debt_after(self, parts: list[tuple[_Entry, int]]) -> dict[Pair, int]:
         """What each balance would owe after the reversal's parts, in their order: an issue
@@ -1761,25 +1758,38 @@ class _Chunk:
             if target.type == "issue":
                 debt += self._issue_debt(target, part)
             else:
-                left = part
-                for draw in sorted(self.spend_draws[target.id], key=lambda d: -d.id):
-                    give = min(left, draw.points - draw.restored)
-                    if give <= 0:
-                        continue
+                for draw, give in self._give_back(target, part):
                     if draw.lot_id is None:
                         debt -= min(give, debt)
-                    left -= give
-                    if left == 0:
-                        break
             owed[pair] = debt
         return owed
+
+    def _give_back(self, target: _Entry, points: int) -> list[tuple[_Draw, int]]:
+        """What reversing ``points`` of a spend gives back to each of its draws: the newest
+        first, each at most what is left of it."""
+        found, left = [], points
+        for draw in sorted(self.spend_draws[target.id], key=lambda d: -d.id):
+            give = min(left, draw.points - draw.restored)
+            if give <= 0:
+                continue
+            found.append((draw, give))
+            left -= give
+            if left == 0:
+                break
+        return found
+
+    def _issue_take(self, target: _Entry, part: int) -> int:
+        """What reversing ``part`` of an issue takes back from its lot: what the lot still
+        holds, not earmarked by a hold (the rest is owed or written off)."""
+        lot = self.lot_of_entry[target.id]
+        return min(part, draws.free(lot.remaining, lot.held))
 
     def _reverse_issue(self, op: _Op, target: _Entry, points: int) -> dict[str, Any]:
         assert target.user is not None and target.account is not None
         pair = (target.user, target.account)
         account = self.accounts[target.account]
         lot = self.lot_of_entry[target.id]
-        take = min(points, draws.free(lot.remaining, lot.held))
+        take = self._issue_take(target, points)
         rest = points - take
         debt = rest if account.allow_negative else 0  # (within the max debt: _debt_parts)
         written_off = rest - debt
@@ -1815,11 +1825,7 @@ class _Chunk:
                             source=target.source, points=points, related=target.id,
                             reference_type=DEFAULT_REFERENCE_TYPES["reversal"],
                             reference_id=target.reference_id)
-        left = points
-        for draw in sorted(self.spend_draws[target.id], key=lambda d: -d.id):
-            give = min(left, draw.points - draw.restored)
-            if give <= 0:
-                continue
+        for draw, give in self._give_back(target, points):
             if draw.lot_id is None:  # the shortfall that became debt: cancel it
                 cancel = min(give, state.debt)
                 state.debt -= cancel
@@ -1829,9 +1835,6 @@ class _Chunk:
                 self._draw(entry, None, "restore", give, reverses=draw)
             else:
                 self._draw(entry, self.lots[draw.lot_id], "restore", give, reverses=draw)
-            left -= give
-            if left == 0:
-                break
         return {"entry": entry.id, "reverses": target.id, "type": "spend", "points": points,
                 "balance": self._balance(pair)}
 

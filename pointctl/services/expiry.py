@@ -678,7 +678,7 @@ def simulate(session: Session, *, until: datetime, accounts: Sequence[str] = (),
     return outcomes
 
 
-def release_holds(session: Session, *, until: datetime, actor: str, lock: bool = True,
+def release_holds(session: Session, *, until: datetime, actor: str,
                   limit: int | None = None) -> tuple[int, bool]:
     """Release the open holds that ended at or before ``until`` (at most ``limit``, the
     earliest first) through the ledger engine, each as of just before its own end
@@ -701,7 +701,7 @@ def release_holds(session: Session, *, until: datetime, actor: str, lock: bool =
     outcomes = engine.apply(session, [
         engine.VoidRequest(reference_id=ref, expired=True,
                            options=WriteOptions(actor=actor, at=ends - engine.RELEASE_EARLY))
-        for ref, ends in rows], lock=lock)
+        for ref, ends in rows])
     for outcome in outcomes:
         if isinstance(outcome, Exception):
             raise outcome
