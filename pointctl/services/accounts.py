@@ -327,22 +327,8 @@ def edit_account(
         account.group_label = _clean_group(group)
     if is_default is not None:
         account.is_default = is_default
+    turning_off = allow_negative is False and account.allow_negative
     if allow_negative is not None:
-        # a max debt without negative balances is bad input, whoever owes what
-        conflict = flag_conflict(
-            is_default=False, qualifying=False, pending_for=None,
-            allow_negative=allow_negative,
-            max_debt=account.max_debt if max_debt is UNSET else max_debt)
-        if conflict is not None:
-            raise InvalidInputError(f"account {account.name!r}: {conflict[1]}")
-        if not allow_negative and account.allow_negative:
-            owing = session.exec(select(func.count()).select_from(Balance).where(
-                Balance.account_id == account.id, Balance.debt > 0)).one()
-            if owing:
-                raise RefusedError(
-                    f"{owing} users owe points (debt) in account {account.name!r}; negative "
-                    "balances cannot be turned off until the debts are repaid"
-                )
         account.allow_negative = allow_negative
     if max_balance is not UNSET:
         if max_balance is not None:
@@ -366,6 +352,14 @@ def edit_account(
                  pending_for=account.pending_for, name=account.name,
                  allow_negative=account.allow_negative, max_debt=account.max_debt,
                  limits={key: getattr(account, key) for key in TRANSFER_LIMITS})
+    if turning_off:  # (after the settings' own checks: bad input is exit 2 whoever owes)
+        owing = session.exec(select(func.count()).select_from(Balance).where(
+            Balance.account_id == account.id, Balance.debt > 0)).one()
+        if owing:
+            raise RefusedError(
+                f"{owing} users owe points (debt) in account {account.name!r}; negative "
+                "balances cannot be turned off until the debts are repaid"
+            )
     account.updated_at = clock.now()
     session.add(account)
     flush_unique(session, Account, account.name)
