@@ -165,6 +165,9 @@ def test_settings_and_bad_input(cli: Cli, tmp_path: Path) -> None:
     assert off.exit_code == 2 and off.error.startswith(
         "Error: account 'Core': a max debt needs negative balances allowed")
     assert ok(cli, T0, "accounts", "edit", "Core", "--no-max-debt")["max_debt"] is None
+    assert refused(cli, "accounts", "edit", "Core", "--no-negative") == (
+        "Error: 1 users owe points (debt) in account 'Core'; negative balances cannot be "
+        "turned off until the debts are repaid")
     ok(cli, T0, "spend", "ann", "1")
     # in the program file
     program = tmp_path / "p.toml"
