@@ -43,6 +43,12 @@ BASE: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     ("hold", "void"): (["H9"], {}),
     ("hold", "list"): ([], {}),
     ("customer",): (["u1"], {}),
+    ("tier",): (["u1"], {}),
+    ("tiers",): ([], {}),
+    ("tiers", "set"): ([], {"--account": "Q", "--level": "Silver=10"}),
+    ("tiers", "show"): ([], {}),
+    ("tiers", "clear"): ([], {"--yes": ""}),
+    ("report", "tiers"): ([], {}),
     ("enroll",): (["u2"], {}),
     ("batch",): ([FILE], {}),
     ("verify",): ([], {}),
@@ -89,7 +95,7 @@ BASE: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     ("config", "apply"): ([FILE], {"--dry-run": ""}),
     ("config", "export"): ([], {}),
 }
-FLAGS = ("--no-chart", "--dry-run", "--rolling")
+FLAGS = ("--no-chart", "--dry-run", "--rolling", "--yes")
 # options that start something outside pointctl, fed only values that cannot reach it
 OUTSIDE = {"--email", "--install-completion"}
 DOCUMENTED = {0, 1, 2, 3, 4, 5}
@@ -152,6 +158,8 @@ def invocation(path: tuple[str, ...], positional: list[str], options: dict[str, 
 def setup(cli: Cli, tmp_path: Path) -> dict[str, str]:
     cli.ok("accounts", "create", "Main", "--default")
     cli.ok("accounts", "create", "Extra")
+    cli.ok("accounts", "create", "Q", "--qualifying")
+    cli.ok("tiers", "set", "--account", "Q", "--level", "Silver=10")
     cli.ok("sources", "create", "Shop")
     cli.ok("sources", "create", "Stock", "--inventory", "100")
     issued = cli.json("issue", "u1", "50", "--source", "Shop", "--account", "Main")

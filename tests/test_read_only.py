@@ -57,6 +57,8 @@ WRITES: list[list[str]] = [
     ["expire", "run", "--dry-run"],
     ["expire", "run"],
     ["expire", "preview", "--within", "30d"],
+    ["tiers", "set", "--account", "Tier", "--level", "Gold=10", "--level", "Silver=5"],
+    ["tiers", "clear", "--yes"],
     ["config", "set", "timezone", "UTC"],
     ["config", "apply", "{program}", "--dry-run"],
     ["config", "apply", "{program}"],
@@ -76,6 +78,9 @@ READS: list[list[str]] = [
     ["sources", "inventory", "Ride"],
     ["restrictions", "list"],
     ["expire", "status"],
+    ["tier", "ann"],
+    ["tiers", "show"],
+    ["report", "tiers", "--this-month"],
     ["report", "audit", "--user", "ann"],
     ["report", "liability", "--this-month"],
     ["report", "debt"],
@@ -109,7 +114,7 @@ def leaf_commands() -> set[tuple[str, ...]]:
 
 def path_of(args: list[str]) -> tuple[str, ...]:
     return tuple(args[:2]) if args[0] in ("db", "accounts", "sources", "restrictions",
-                                          "expire", "report", "config", "hold") \
+                                          "expire", "report", "config", "hold", "tiers") \
         else (args[0],)
 
 
@@ -136,6 +141,8 @@ def setup(cli: Cli, tmp_path: Path) -> dict[str, str]:
     koalla(cli)
     ok(cli, NOW, "sources", "create", "Ride", "--inventory", "100")
     ok(cli, NOW, "restrictions", "add", "Partner", "--max-points", "100", "--per", "1d")
+    ok(cli, NOW, "accounts", "create", "Tier", "--qualifying")
+    ok(cli, NOW, "tiers", "set", "--account", "Tier", "--level", "Silver=5")
     for hold in ("ro-1", "ro-2"):
         ok(cli, NOW, "hold", "ann", "2", "--reference-id", hold, "--expires-in", "1y")
     batch = tmp_path / "ops.jsonl"

@@ -198,9 +198,11 @@ COMMANDS = {
     "issue": "ledger", "spend": "ledger", "reverse": "ledger", "adjust": "ledger",
     "transfer": "ledger", "hold": "holds:app", "reactivate": "ledger", "balance": "ledger",
     "history": "ledger",
-    "activity": "ledger", "customer": "customer", "enroll": "customer", "batch": "batch",
+    "activity": "ledger", "customer": "customer", "enroll": "customer", "tier": "tiers",
+    "batch": "batch",
     "verify": "report", "db": "db:app", "accounts": "accounts:app", "sources": "sources:app",
-    "restrictions": "restrictions:app", "expire": "expire:app", "report": "report:app",
+    "restrictions": "restrictions:app", "expire": "expire:app", "tiers": "tiers:app",
+    "report": "report:app",
     "config": "config:app",
 }
 

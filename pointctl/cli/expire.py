@@ -86,11 +86,12 @@ def run(
     until = _until(as_of)
     holds = not dry_run  # ended holds are released whichever accounts are named
     released: list[int] = []
+    tiers: list[Any] = []
     with progress_reporter("expire") as on_progress:
         outcomes = run_due(state.current.db_url, until=until, accounts=accounts or [],
                            actor=state.current.actor, dry_run=dry_run, on_progress=on_progress,
                            read_only=state.current.read_only,
-                           release_holds=released if holds else None)
+                           release_holds=released if holds else None, tier_outcomes=tiers)
     rows = _summary(outcomes)
     emit_rows(rows, fmt, SUMMARY_COLUMNS,
               title="Expiration" + (" (dry run: nothing changed)" if dry_run else ""),
@@ -101,6 +102,14 @@ def run(
     verb = "Would perform" if dry_run else "Performed"
     confirm(f"{verb} {performed} evaluations: {expired} points expired, {rolled} rolled over"
             + (" (dry run, nothing changed)" if dry_run else ""))
+    done = [outcome for outcome in tiers if outcome.performed]
+    if tiers:
+        skipped = len(tiers) - len(done)
+        confirm(f"{verb} {len(done)} tier evaluation{'s' if len(done) != 1 else ''}: "
+                f"{sum(o.up for o in done)} members moved up, {sum(o.down for o in done)} "
+                f"down" + (f", {done[-1].members} hold a level" if done else "")
+                + (f"; {skipped} done by another run" if skipped else "")
+                + (" (dry run, nothing changed)" if dry_run else ""))
     if holds:  # holds past their time (the rest): released, each once
         from pointctl.services.expire_runner import release_expired_holds
 

@@ -1,4 +1,5 @@
-"""``pointctl report audit|liability|sources`` and ``pointctl verify``."""
+"""``pointctl report audit|liability|debt|sources|breakage|partner|tiers`` and ``pointctl
+verify``."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 commands = typer.Typer()
 
 app = typer.Typer(help="Reports: the audit log, point liability and debt, the point-source "
-                  "report and partner statements.",
+                  "report, partner statements and tiers.",
                   no_args_is_help=True)
 
 AUDIT_COLUMNS = [
@@ -406,6 +407,32 @@ def partner(
                   f"{found['last']} ({found['zone']}; {value})", empty="No days.")
     _deliver(found, PARTNER_CSV_COLUMNS, export, to,
              stem=f"pointctl-partner-{found['source_id']}", what="partner statement")
+
+
+TIER_COLUMNS = [("level", "level"), ("members", "members now"),
+                ("moved_up", "moved up into it"), ("moved_down", "moved down into it")]
+
+
+@app.command()
+def tiers(
+    last: LastOption = None, this_month: ThisMonthOption = False,
+    last_month: LastMonthOption = False, start: FromOption = None, end: ToOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Members per tier level now, and how many moved up and down into each level in the
+    period (default: all time); 'none' counts those who lost their level."""
+    from pointctl.services import tiers as tier_service
+
+    chosen = period(last, this_month, last_month, start, end)
+    found = state.call(tier_service.report, write=False, period=chosen)
+    if fmt is OutputFormat.json:
+        emit_record(found, fmt, [])
+        return
+    emit_rows(found["rows"], fmt, TIER_COLUMNS,
+              title=f"Tiers: members now, moves {found['period']} ({found['timezone']})")
+    if fmt is OutputFormat.table:
+        message(f"{found['members']:,} members hold a level; {found['moves_up']:,} moves up "
+                f"and {found['moves_down']:,} down in the period")
 
 
 def _money(amount: str | None, currency: str | None) -> str | None:

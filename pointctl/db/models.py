@@ -392,3 +392,61 @@ class IdempotencyRecord(Table, table=True):
     request_hash: str = Field(sa_type=String(64), nullable=False)
     result: str = Field(sa_type=Text, nullable=False)
     created_at: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
+class TierProgram(Table, table=True):
+    """The tiers of the program (one row, id 1): which tier qualifying account counts, over
+    which window (a duration such as ``12mo``, or ``calendar-year``), how long a reached level
+    is kept, and when ``expire run`` assesses members (a schedule, as an expiration policy
+    has). Evaluations lock this row first, so each is performed once."""
+
+    __tablename__ = "tier_program"
+
+    id: int = Field(default=1, sa_column=Column(Integer, primary_key=True))
+    account_id: int = Field(sa_column=Column(Integer, ForeignKey("account.id"), nullable=False))
+    window: str = Field(sa_type=String(32), nullable=False)
+    keep: str | None = Field(default=None, sa_type=String(32), nullable=True)
+    schedule: str = Field(sa_type=String(100), nullable=False)
+    starts_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    last_evaluated_at: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
+    next_due_at: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
+    set_by: str = Field(sa_type=String(200), nullable=False)
+    updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
+class TierLevel(Table, table=True):
+    """One level of the tiers: reached with at least ``threshold`` qualifying points in the
+    window; ``position`` 1 is the lowest, thresholds rise with it."""
+
+    __tablename__ = "tier_level"
+
+    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    name: str = Field(sa_type=String(100), nullable=False)
+    name_key: str = Field(sa_type=String(100), nullable=False, unique=True)
+    threshold: int = Field(sa_type=BigInteger, nullable=False)
+
+
+class MemberTier(Table, table=True):
+    """A member's level as the latest evaluation left it (no row: no level): reached at
+    ``reached_at``, kept at least until ``kept_until``."""
+
+    __tablename__ = "member_tier"
+
+    user_id: str = Field(sa_column=Column(String(200), primary_key=True))
+    level: str = Field(sa_type=String(100), nullable=False)
+    reached_at: datetime = Field(sa_type=UtcTime, nullable=False)
+    kept_until: datetime = Field(sa_type=UtcTime, nullable=False)
+
+
+class TierRun(Table, table=True):
+    """One performed tier evaluation: its time is the primary key, so each is recorded, and
+    performed, exactly once."""
+
+    __tablename__ = "tier_run"
+
+    evaluated_at: datetime = Field(sa_column=Column(UtcTime, primary_key=True))
+    members: int = Field(sa_type=BigInteger, nullable=False)
+    up: int = Field(sa_type=BigInteger, nullable=False)
+    down: int = Field(sa_type=BigInteger, nullable=False)
+    actor: str = Field(sa_type=String(200), nullable=False)
+    performed_at: datetime = Field(sa_type=UtcTime, nullable=False)

@@ -33,6 +33,19 @@ class RawSql:
         for table in tables:
             self.run(f"DROP TABLE IF EXISTS {table}")
 
+    def within(self, column: str, low: datetime | None, high: datetime | None,
+               params: dict[str, Any]) -> str:
+        """`` AND column >= :low AND column < :high`` for the bounds given (a report period's
+        ``[low, high)``), binding them into ``params``."""
+        found = ""
+        if low is not None:
+            found += f" AND {column} >= :low"
+            params["low"] = self.time(low)
+        if high is not None:
+            found += f" AND {column} < :high"
+            params["high"] = self.time(high)
+        return found
+
     def new_ids(self, table: str, count_sql: str) -> str:
         """An SQL expression giving each candidate row a new id of ``table``: the sequence on
         PostgreSQL; on SQLite the write lock makes max(id) + row number ours."""

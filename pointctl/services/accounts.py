@@ -334,6 +334,13 @@ def edit_account(
         if max_balance is not None:
             check_points(max_balance, what="--max-balance")
         account.max_balance = max_balance
+    if qualifying is False and account.qualifying:
+        from pointctl.services.tiers import qualifying_account_id
+
+        if qualifying_account_id(session) == account.id:
+            raise RefusedError(f"account {account.name!r} is the tiers' qualifying account; it "
+                               "stays tier qualifying while tiers count it (pointctl tiers set "
+                               "--account ANOTHER, or tiers clear)")
     if qualifying is not None:
         account.qualifying = qualifying
     if pending_for is not UNSET:

@@ -33,14 +33,15 @@ from pointctl.services.locks import lock_program_row
 from pointctl.services.writes import MAX_NOTE_LENGTH
 
 ENTRY_TYPE = "change"
-KINDS = ("account", "source", "setting")
+KINDS = ("account", "source", "setting", "tiers")
 _COLLECTING = "pointctl.change_set"
 
 
 def record_change(session: Session, *, kind: str, key: int | str, actor: str, action: str,
                   reason: str | None = None) -> None:
-    """Record the change just made to one account, source (``key``: its id) or setting
-    (``key``: its name); nothing when its state is what was recorded last."""
+    """Record the change just made to one account, source (``key``: its id), setting
+    (``key``: its name) or the tiers (``key``: "tiers"); nothing when its state is what was
+    recorded last."""
     collecting = session.info.get(_COLLECTING)
     if collecting is not None:
         collecting.setdefault((kind, key), None)
@@ -66,13 +67,18 @@ def _state(session: Session, kind: str, key: int | str) -> dict[str, Any] | None
         return program_state.account_states(session, [int(key)]).get(int(key))
     if kind == "source":
         return program_state.source_states(session, [int(key)])[0].get(int(key))
+    if kind == "tiers":  # empty when removed
+        return program_state.tiers_state(session)
     return program_state.setting_states(session, [str(key)]).get(str(key))
 
 
 def _where(kind: str) -> str:
     return {"account": "account_id = :key AND source_id IS NULL",
             "source": "source_id = :key AND account_id IS NULL",
-            "setting": "account_id IS NULL AND source_id IS NULL AND reference_id = :key"}[kind]
+            "setting": "account_id IS NULL AND source_id IS NULL AND reference_id = :key "
+                       "AND reference_type LIKE 'Setting %'",
+            "tiers": "account_id IS NULL AND source_id IS NULL AND reference_id = :key "
+                     "AND reference_type LIKE 'Tiers %'"}[kind]
 
 
 def _last(session: Session, kind: str, key: int | str) -> dict[str, Any] | None:
@@ -87,6 +93,8 @@ def _names(session: Session, *states: dict[str, Any] | None) -> dict[int, str]:
     ids = {int(a) for state in states if state for a in state.get("accounts", [])}
     rule = [state.get("expiration") or {} for state in states if state]
     ids |= {int(r["rollover_to"]) for r in rule if isinstance(r.get("rollover_to"), int)}
+    ids |= {int(state["account"]) for state in states
+            if state and isinstance(state.get("account"), int)}
     if not ids:
         return {}
     listed = ", ".join(str(i) for i in sorted(ids))
@@ -105,6 +113,12 @@ def _write(session: Session, kind: str, key: int | str, *, actor: str, action: s
         changes = [] if before == after else \
             [(str(key), None if before is None else before["value"], after["value"])]
         name = str(key)
+    elif kind == "tiers":
+        names = _names(session, before, after)
+        changes = program_state.differences(
+            program_state.resolve_tiers(before or {}, names),
+            program_state.resolve_tiers(after, names), kind)
+        name = "tiers"
     else:
         names = _names(session, before, after)
         resolve = program_state.resolve_account if kind == "account" else \
@@ -115,20 +129,24 @@ def _write(session: Session, kind: str, key: int | str, *, actor: str, action: s
         name = after["name"]
     if not changes:
         return
-    verb = "created" if before is None and kind != "setting" else action
+    verb = "created" if before is None and kind not in ("setting", "tiers") else action
+    if kind == "tiers" and not after:
+        verb = "removed"
     listed = "; ".join(f"{field}: {program_state.show(old)} -> {program_state.show(new)}"
                        for field, old, new in changes)
-    note = f"{kind} {name!r} {verb}: {listed}" + (f" ({reason})" if reason else "")
+    what = "tiers" if kind == "tiers" else f"{kind} {name!r}"
+    note = f"{what} {verb}: {listed}" + (f" ({reason})" if reason else "")
     if len(note) > MAX_NOTE_LENGTH:
         note = note[:MAX_NOTE_LENGTH - 1] + "…"
     detail = {"object": kind, "id": key, "name": name,
-              "action": "create" if verb == "created" else action, "reason": reason,
+              "action": {"created": "create", "removed": "remove"}.get(verb, action),
+              "reason": reason,
               "changes": [{"field": f, "old": o, "new": n} for f, o, n in changes],
               "state": after}
     record_entry(session, type=ENTRY_TYPE, points=0, actor=actor,
                  account_id=int(key) if kind == "account" else None,
                  source_id=int(key) if kind == "source" else None,
-                 reference_id=str(key) if kind == "setting" else None,
+                 reference_id=str(key) if kind in ("setting", "tiers") else None,
                  reference_type=f"{kind.capitalize()} {detail['action']}", note=note,
                  detail=json.dumps(detail))  # in the file's order of fields
 
@@ -167,4 +185,4 @@ def document_at(session: Session, *, at: str) -> dict[str, Any]:
 
     inventories: dict[int, int | None] = dict(ledger_inventories(session, until=stamp))
     return program_state.document(states["account"], states["source"], states["setting"],
-                                  inventories)
+                                  inventories, states["tiers"].get("tiers"))

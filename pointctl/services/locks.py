@@ -70,10 +70,10 @@ def lock_program_row(session: Session, kind: str, key: int | str) -> None:
     before its change is recorded (SQLite's writer holds the whole database already)."""
     if _postgres(session):
         table, column = {"account": ("account", "id"), "source": ("source", "id"),
-                         "setting": ("setting", "key")}[kind]
+                         "setting": ("setting", "key"), "tiers": ("tier_program", "id")}[kind]
         session.connection().execute(
             text(f"SELECT 1 FROM {table} WHERE {column} = :key FOR NO KEY UPDATE"),
-            {"key": key})
+            {"key": 1 if kind == "tiers" else key})
 
 
 def share_policies(session: Session, account_ids: Sequence[int]) -> None:

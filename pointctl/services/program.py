@@ -25,14 +25,27 @@ from pointctl.core.schedules import parse_schedule
 from pointctl.core.validation import MAX_POINTS, check_weight, clean_name
 from pointctl.db.models import Restriction
 from pointctl.services import accounts as account_service
-from pointctl.services import expiry, program_state, reactivation, restrictions, settings
+from pointctl.services import (
+    expiry,
+    program_state,
+    reactivation,
+    restrictions,
+    settings,
+    tiers,
+)
 from pointctl.services import sources as source_service
 from pointctl.services.changes import change_set
 from pointctl.services.lookup import source_by_name
-from pointctl.services.program_state import ACCOUNT_FIELDS, SETTINGS, SOURCE_FIELDS, show
+from pointctl.services.program_state import (
+    ACCOUNT_FIELDS,
+    SETTINGS,
+    SOURCE_FIELDS,
+    TIERS_FIELDS,
+    show,
+)
 
 KEYS: dict[str, tuple[str, ...]] = {
-    "": ("program", "accounts", "sources"),
+    "": ("program", "accounts", "sources", "tiers"),
     "program": SETTINGS,
     "accounts": ACCOUNT_FIELDS,
     "expiration": ("type", "every", "older_than", "rollover_to", "snap_to", "date", "min_age",
@@ -40,6 +53,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "reactivation": ("window", "min_points"),
     "sources": SOURCE_FIELDS,
     "restrictions": ("max_points", "per", "per_customer"),
+    "tiers": TIERS_FIELDS,
+    "levels": ("name", "points"),
 }
 ACCOUNT_DEFAULTS = {"default": False, "allow_negative": True, "qualifying": False,
                     "status": "active"}
@@ -56,10 +71,11 @@ class Step:
     changes: list[tuple[str, Any, Any]] = field(default_factory=list)
 
     def text(self) -> str:
+        what = "tiers" if self.kind == "tiers" else f"{self.kind} {self.name!r}"
         if self.action == "update":
-            return f"update {self.kind} {self.name!r}: " + "; ".join(
+            return f"update {what}: " + "; ".join(
                 f"{name}: {show(old)} -> {show(new)}" for name, old, new in self.changes)
-        return f"{self.action} {self.kind} {self.name!r}"
+        return f"{self.action} {what}"
 
 
 # --- reading and checking a file ------------------------------------------------------------
@@ -147,6 +163,7 @@ def parse(text: str) -> dict[str, Any]:
                 for n, table in enumerate(_array(check, document, "accounts"))]
     sources = [_source(check, table, f"sources[{n}]")
                for n, table in enumerate(_array(check, document, "sources"))]
+    found_tiers = _tiers(check, document["tiers"]) if "tiers" in document else None
     for kind, items in (("accounts", accounts), ("sources", sources)):
         seen: dict[str, int] = {}
         for n, item in enumerate(items):
@@ -158,7 +175,7 @@ def parse(text: str) -> dict[str, Any]:
     if check.errors:
         raise InvalidInputError(f"{len(check.errors)} problem{'s' if len(check.errors) > 1 else ''}"
                                 " in the file, nothing applied: " + "; ".join(check.errors))
-    return {"program": program, "accounts": accounts, "sources": sources}
+    return {"program": program, "accounts": accounts, "sources": sources, "tiers": found_tiers}
 
 
 def _array(check: _Checker, document: dict[str, Any], key: str) -> list[Any]:
@@ -220,6 +237,50 @@ def _account(check: _Checker, table: Any, path: str) -> dict[str, Any]:
             found["min_points"] = minimum
         account["reactivation"] = found
     return account
+
+
+def _tiers(check: _Checker, table: Any, path: str = "tiers") -> dict[str, Any]:
+    """``[tiers]``: account, window, keep, every and ``[[tiers.levels]]`` (name, points)."""
+    if not check.keys(table, path, "tiers"):
+        return {}
+    found: dict[str, Any] = {}
+    account = check.typed(table, "account", path, (str,), "an account name")
+    if account is None:
+        check.fail(f"{path}.account", "required: the tier qualifying account")
+    found["account"] = (account or "").strip()
+    for key, parse_value in (("window", tiers.check_window), ("keep", tiers.check_keep)):
+        value = check.typed(table, key, path, (str,), "a duration such as \"12mo\"")
+        try:
+            if value is not None or key == "window":
+                found[key] = parse_value(value if value is not None else "12mo")
+        except InvalidInputError as error:
+            check.fail(f"{path}.{key}", error.message)
+    every = check.typed(table, "every", path, (str,), "a schedule such as \"daily\"")
+    try:
+        found["every"] = parse_schedule(every or "daily").text
+    except InvalidInputError as error:
+        check.fail(f"{path}.every", error.message)
+    levels = table.get("levels")
+    if not isinstance(levels, list) or not levels:
+        check.fail(f"{path}.levels", "required: [[tiers.levels]] tables with name and points")
+        return found
+    given = []
+    for n, level in enumerate(levels):
+        where = f"{path}.levels[{n}]"
+        if not check.keys(level, where, "levels"):
+            continue
+        name = check.name(level, where, "tier level")
+        points = check.points(level, "points", where)
+        if points is None and "points" not in level:
+            check.fail(f"{where}.points", "required: the qualifying points the level needs")
+        if name and points is not None:
+            given.append((name, points))
+    try:
+        found["levels"] = [{"name": name, "points": points}
+                           for name, points in tiers.check_levels(given)]
+    except InvalidInputError as error:
+        check.fail(f"{path}.levels", error.message)
+    return found
 
 
 def _expiration(check: _Checker, rule: Any, path: str) -> dict[str, Any]:
@@ -401,6 +462,10 @@ def plan(session: Session, wanted: dict[str, Any], *, prune: bool = False) -> li
             if name.casefold() not in known_accounts:
                 problems.append(f"sources[{n}].accounts: no account named {name!r} in the "
                                 "file or the database")
+    wanted_tiers = wanted.get("tiers")
+    if wanted_tiers and wanted_tiers["account"].casefold() not in known_accounts:
+        problems.append(f"tiers.account: no account named {wanted_tiers['account']!r} in the "
+                        "file or the database")
     if problems:
         raise InvalidInputError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in "
                                 "the file, nothing applied: " + "; ".join(problems))
@@ -420,6 +485,13 @@ def plan(session: Session, wanted: dict[str, Any], *, prune: bool = False) -> li
                 gone = "deactivate" if kind == "account" else "pause"
                 if name not in named and old["status"] == "active":
                     steps.append(Step(kind, old["name"], gone))
+    had = have.get("tiers")
+    if wanted_tiers:
+        changes = program_state.differences(had or {}, wanted_tiers, "tiers")
+        steps.append(Step("tiers", "tiers", "create" if had is None else
+                          "update" if changes else "unchanged", changes if had else []))
+    elif had and prune:
+        steps.append(Step("tiers", "tiers", "remove"))
     return steps
 
 
@@ -430,9 +502,9 @@ def apply(session: Session, *, text: str, prune: bool = False, dry_run: bool = F
     it)."""
     wanted = parse(text)
     steps = plan(session, wanted, prune=prune)
-    pruned = [s for s in steps if s.action in ("deactivate", "pause")]
+    pruned = [s for s in steps if s.action in ("deactivate", "pause", "remove")]
     if pruned and not dry_run and not yes:
-        listed = ", ".join(f"{s.action} {s.kind} {s.name!r}" for s in pruned[:10])
+        listed = ", ".join(s.text() for s in pruned[:10])
         more = f" and {len(pruned) - 10} more" if len(pruned) > 10 else ""
         raise RefusedError(f"--prune would {listed}{more}; pass --yes to confirm (--dry-run "
                            "shows the whole plan)")
@@ -495,6 +567,15 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
                     reactivation.set_reactivation(
                         session, account=item["name"], window=rule["window"] if rule else None,
                         min_points=rule.get("min_points") if rule else None, actor=actor))
+    for step in steps:  # the tiers, once their account is there (and before it is inactive)
+        if step.kind == "tiers" and step.action in ("create", "update"):
+            rule = wanted["tiers"]
+            _at("tiers", lambda rule=rule: tiers.set_tiers(
+                session, account=rule["account"], window=rule["window"], keep=rule.get("keep"),
+                every=rule["every"], levels=[(level["name"], level["points"])
+                                             for level in rule["levels"]], actor=actor))
+        elif step.kind == "tiers" and step.action == "remove":
+            tiers.clear_tiers(session, actor=actor)
     for item in wanted["accounts"]:  # last: sources could not link to inactive accounts
         if item["status"] == "inactive":
             account_service.set_account_status(session, name=item["name"], status="inactive",

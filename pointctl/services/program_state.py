@@ -28,6 +28,8 @@ from pointctl.db.models import (
     Restriction,
     Setting,
     Source,
+    TierLevel,
+    TierProgram,
 )
 from pointctl.services import settings
 
@@ -39,6 +41,7 @@ ACCOUNT_FIELDS = ("name", "group", "default", "allow_negative", "max_debt", "max
                   "expiration", "reactivation")
 SOURCE_FIELDS = ("name", "inventory", "accounts", "status", "value", "currency",
                  "restrictions")
+TIERS_FIELDS = ("account", "window", "keep", "every", "levels")
 SETTINGS = tuple(settings.SETTINGS)
 
 
@@ -156,6 +159,21 @@ def setting_states(session: Session, keys: Sequence[str] = SETTINGS) -> dict[str
     return {row.key: {"value": row.value} for row in rows}
 
 
+def tiers_state(session: Session) -> dict[str, Any]:
+    """The tiers' state (the qualifying account by id); empty when there are none."""
+    program = session.execute(_fresh(select(TierProgram))).scalars().first()
+    if program is None:
+        return {}
+    state: dict[str, Any] = {"account": program.account_id, "window": program.window}
+    if program.keep:
+        state["keep"] = program.keep
+    state["every"] = program.schedule
+    state["levels"] = [{"name": level.name, "points": level.threshold} for level in
+                       session.execute(_fresh(select(TierLevel).order_by(
+                           col(TierLevel.position)))).scalars()]
+    return state
+
+
 # --- states as the file's document ----------------------------------------------------------
 
 def resolve_account(state: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
@@ -176,12 +194,20 @@ def resolve_source(state: dict[str, Any], names: dict[int, str],
     return item
 
 
+def resolve_tiers(state: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
+    into = state.get("account")
+    if isinstance(into, int):
+        return {**state, "account": names.get(into, f"#{into}")}
+    return state
+
+
 def document(accounts: dict[int, dict[str, Any]], sources: dict[int, dict[str, Any]],
-             settings: dict[str, dict[str, Any]], inventories: dict[int, int | None]
-             ) -> dict[str, Any]:
-    """The export form: program settings, then accounts and sources in creation (id) order."""
+             settings: dict[str, dict[str, Any]], inventories: dict[int, int | None],
+             tiers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The export form: program settings, then accounts and sources in creation (id) order,
+    then the tiers (when there are any)."""
     names = {key: state["name"] for key, state in accounts.items()}
-    return {
+    found = {
         "program": {key: settings[key]["value"] for key in SETTINGS if key in settings},
         "accounts": [resolve_account(accounts[key], names) for key in sorted(accounts)],
         "sources": [resolve_source(sources[key], names,
@@ -189,12 +215,16 @@ def document(accounts: dict[int, dict[str, Any]], sources: dict[int, dict[str, A
                                    "limited" else None)
                     for key in sorted(sources)],
     }
+    if tiers:
+        found["tiers"] = resolve_tiers(tiers, names)
+    return found
 
 
 def current(session: Session) -> dict[str, Any]:
     """The whole program now, in the file's form."""
     sources, inventories = source_states(session)
-    return document(account_states(session), sources, setting_states(session), inventories)
+    return document(account_states(session), sources, setting_states(session), inventories,
+                    tiers_state(session))
 
 
 # --- differences ----------------------------------------------------------------------------
@@ -204,8 +234,11 @@ def differences(old: dict[str, Any], new: dict[str, Any], kind: str
     """What differs between two states of an account or a source in the file's form, field by
     field (names compared without case, lists of links and restrictions without order)."""
     changes = []
-    for key in ACCOUNT_FIELDS if kind == "account" else SOURCE_FIELDS:
+    fields = {"account": ACCOUNT_FIELDS, "source": SOURCE_FIELDS, "tiers": TIERS_FIELDS}[kind]
+    for key in fields:
         before, after = old.get(key), new.get(key)
+        if kind == "tiers" and key == "account" and before and after:
+            before, after = str(before).casefold(), str(after).casefold()
         if key == "expiration" and before and after:
             before, after = _comparable(before), _comparable(after)
         if key == "accounts":

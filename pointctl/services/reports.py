@@ -21,7 +21,7 @@ from pointctl.services.lookup import accounts_by_names, sources_by_names
 from pointctl.services.settings import program_zone
 
 ENTRY_TYPES = ("issue", "spend", "reversal", "adjustment", "transfer", "expiration", "rollover",
-               "reactivation", "inventory", "restriction", "change", "hold", "release")
+               "reactivation", "inventory", "restriction", "change", "hold", "release", "tier")
 CREDIT_TYPES = ("issue", "adjustment", "transfer", "rollover", "reactivation")  # make lots
 MAX_LIMIT = 100_000
 MAX_DAYS = 3_660  # ten years of days in one daily report
@@ -168,13 +168,7 @@ def liability(session: Session, *, sources: Sequence[str] = (), period: Period =
     sql = RawSql(session)
     low, high = period.bounds(program_zone(session))
     params: dict[str, Any] = {}
-    window = ""
-    if low is not None:
-        window += " AND r.created_at >= :low"
-        params["low"] = sql.time(low)
-    if high is not None:
-        window += " AND r.created_at < :high"
-        params["high"] = sql.time(high)
+    window = sql.within("r.created_at", low, high, params)
     # the issued lots of the period (ix_lot_issued_source_time), then every lot their points
     # moved to; reversals (only an issued lot is ever reversed) counted on the issued lots
     roots = (f"SELECT r.id, r.entry_id, r.source_id, r.original, r.spent, r.expired, "

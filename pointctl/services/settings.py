@@ -49,9 +49,10 @@ def set_value(session: Session, *, key: str, value: str, actor: str) -> dict[str
 
         record_change(session, kind="setting", key=key, actor=actor, action="set")
     if key == "timezone" and old != value:  # schedules are wall-clock times of the zone
-        from pointctl.services.expiry import refresh_next_due
+        from pointctl.services import expiry, tiers
 
-        refresh_next_due(session)
+        expiry.refresh_next_due(session)
+        tiers.refresh_next_due(session)
     return {"key": key, "value": value, "previous": old, "changed": old != value}
 
 
