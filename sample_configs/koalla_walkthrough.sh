@@ -21,6 +21,7 @@ pointctl config apply koalla.toml
 pointctl accounts list
 pointctl sources list
 pointctl restrictions list "Ride Share Partner"
+pointctl tiers set --account "Tier Qualifying" --level Silver=500 --level Gold=1000 --window calendar-year --keep 12mo
 # three weeks later: the activity of 1-21 September, then a few single commands
 export POINTCTL_NOW=2026-09-21T20:00:00-04:00
 pointctl batch koalla_activity.jsonl
@@ -37,6 +38,8 @@ pointctl expire preview --within 31d --user cust-1042
 export POINTCTL_NOW=2026-10-22T06:00:00-04:00
 pointctl expire run
 pointctl balance cust-1042
+pointctl tier cust-1042
+pointctl report tiers
 # the support desk: one customer at a glance, and balances as they were, read-only
 pointctl --read-only customer cust-1042 --entries 5
 pointctl --read-only history cust-1042 --at 2026-09-10T12:00

@@ -89,6 +89,12 @@ def test_walkthrough_runs_and_builds_the_koalla_program(tmp_path: Path) -> None:
     # September purchase is past its 30-day return window and rolls into Spendable - Core
     assert f"Performed 51 evaluations: 0 points expired, {issued['Base Purchases']} rolled " \
         "over" in result.stderr
+    # the tiers, assessed by the same run: 20 members reached Silver (500 qualifying points in
+    # the calendar year), 4 of them Gold (1000) as well; cust-1042 earned 1780
+    assert "Performed 51 tier evaluations: 24 members moved up, 0 down, 20 hold a level" in \
+        result.stderr
+    gold = re.search(r"Tier of cust-1042\s+user\s+cust-1042\s+level\s+Gold\s", result.stdout)
+    assert gold and re.search(r"Silver\s*│\s*16\s*│\s*20\s*│\s*0\s*│", result.stdout)
     assert "Ledger verified: every rule holds" in result.stderr
     # the support desk's view, read-only
     assert "Customer cust-1042" in result.stdout and "Expiring if nothing else happens" in \

@@ -113,6 +113,8 @@ def test_up_at_once_kept_then_down_and_the_forecast_agrees(program: Cli) -> None
         "Performed 1 tier evaluation: 2 members moved up, 0 down, 2 hold a level")
     assert tier_moves(cli) == [("ann", "2026-03-02T00:00:00Z", "Tier up", "Silver"),
                                ("bob", "2026-03-02T00:00:00Z", "Tier up", "Gold")]
+    seen = ok(cli, "2026-03-02T00:00:00Z", "customer", "bob")
+    assert (seen["tier"], seen["tier_kept_until"]) == ("Gold", "2026-03-12T00:00:00Z")
     note = ok(cli, T0, "report", "audit", "--type", "tier", "--user", "bob")[0]["note"]
     assert note == "none -> Gold (350 qualifying points in the window)"
     # a reversal of a qualifying issue lowers the points; the level is kept for 10 days after

@@ -30,7 +30,8 @@ commands = typer.Typer()
 SEEN_FIELDS = [("user", "user"), ("enrolled", "enrolled (UTC)"), ("enrolled_from", "enrolled from"),
                ("first_entry", "first entry (UTC)"),
                ("last_entry", "last entry (UTC)"), ("last_activity", "last activity (UTC)"),
-               ("last_event", "last event"), ("last_event_at", "last event at (UTC)")]
+               ("last_event", "last event"), ("last_event_at", "last event at (UTC)"),
+               ("tier", "tier"), ("tier_kept_until", "tier kept until (UTC)")]
 SUMMARY_COLUMNS = [("within", "within"), ("until", "until (UTC)"), ("expires", "expires"),
                    ("rolls_over", "rolls over")]
 EXPIRING_COLUMNS = [("account", "account"), ("at", "at (UTC)"), ("expires", "expires"),

@@ -64,12 +64,22 @@ def customer(session: Session, *, user: str, entries: int = 10) -> dict[str, Any
     return {
         "user": user, "at": clock.format_time(now), "enrolled": clock.format_time(enrolled),
         "enrolled_from": enrolled_from, **seen(session, user, first, last),
+        **tier_of(session, user),
         "accounts": balances["accounts"], "groups": balances["groups"],
         "expiring_summary": summary, "expiring_unavailable": unavailable,
         "expiring": [{k: v for k, v in row.items() if k != "moment"} for row in expiring],
         "entries": trail["rows"], "entries_total": trail["matched"],
         "restrictions": restrictions, **late_note(applied),
     }
+
+
+def tier_of(session: Session, user: str) -> dict[str, Any]:
+    """The member's tier level as the latest evaluation left it (None: none, or no tiers)."""
+    from pointctl.db.models import MemberTier
+
+    row = session.get(MemberTier, user)
+    return {"tier": row.level if row else None,
+            "tier_kept_until": clock.format_time(row.kept_until) if row else None}
 
 
 def _expiring(session: Session, user: str, now: datetime, enrolled: datetime | None

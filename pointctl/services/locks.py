@@ -25,6 +25,12 @@ then the sources whose links it changed (locked, by id, before the link is writt
 object's latest recorded state is read under its row lock, so two changes of one object are
 recorded one after the other.
 
+The tiers (``pointctl.services.tiers``) stand apart: a tier evaluation and tier
+administration (``tiers set``, ``tiers clear``) lock the one ``tier_program`` row FOR UPDATE and
+take no balance or source row: an evaluation only reads the append-only entries and writes the
+tier tables and its own ``tier`` entries, so it neither waits for nor blocks a ledger writer.
+(Replacing the tiers reads the account it names without locking it.)
+
 The lots, draws and debts of a user's account are guarded by its balance row: nobody reads a
 lot to change it without holding that row. On SQLite ``BEGIN IMMEDIATE`` makes every writer
 hold the whole database, so only the rows' creation matters there; the functions still return
