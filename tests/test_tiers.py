@@ -278,3 +278,17 @@ def cli_file(folder: Path, content: str) -> str:
     path = folder / f"program-{len(list(folder.iterdir()))}.toml"
     path.write_text(content)
     return str(path)
+
+
+def test_defining_the_tiers_from_several_processes_at_once(program: Cli) -> None:
+    cli = program
+    runs = forked_together([
+        lambda n=n: Cli(cli.url)("tiers", "set", "--account", "Tier", "--level",
+                                 f"Silver={100 + n}", env=at(T0)) for n in range(4)])
+    assert [r.exit_code for r in runs] == [0] * 4, [r.error for r in runs]
+    # one definition, the last one set; each set was recorded against the one before it
+    final = ok(cli, T0, "tiers", "show")["levels"][0]["points"]
+    notes = [r["note"] for r in ok(cli, T0, "report", "audit", "--type", "change")
+             if r["reference_type"].startswith("Tiers")]
+    assert len(notes) == 4 and f'"points": {final}}}]' in notes[0]
+    assert notes[-1].startswith("tiers set: account: none -> Tier;")

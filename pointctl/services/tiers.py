@@ -177,7 +177,16 @@ def set_tiers(session: Session, *, account: str, levels: Sequence[tuple[str, int
                            "an active qualifying account")
     now = clock.now()
     current = _program(session, lock=True)
-    if current is not None:
+    created = False
+    if current is None:  # the first definition: of two at once, one inserts, one replaces
+        sql = RawSql(session)
+        created = sql.run(
+            'INSERT INTO tier_program (id, account_id, "window", schedule, starts_at, set_by, '
+            "updated_at) VALUES (1, :account, :window, :schedule, :now, :actor, :now) "
+            "ON CONFLICT (id) DO NOTHING RETURNING id", account=target.id, window=window,
+            schedule=schedule.text, now=sql.time(now), actor=actor).first() is not None
+        current = _program(session, lock=True)
+    if current is not None and not created:
         perform_due(session, until=now, actor=actor)
         same = (current.account_id, current.window, current.keep, current.schedule) == (
             target.id, window, keep, schedule.text) and [
@@ -187,8 +196,8 @@ def set_tiers(session: Session, *, account: str, levels: Sequence[tuple[str, int
     last_run = session.execute(select(TierRun.evaluated_at).order_by(
         col(TierRun.evaluated_at).desc()).limit(1)).scalar()
     starts = max([now] + ([RawSql.moment(last_run)] if last_run is not None else []))
-    program = current or TierProgram(id=1, account_id=0, window=window, schedule="",
-                                     starts_at=starts, set_by=actor, updated_at=now)
+    assert current is not None
+    program = current
     program.account_id, program.window, program.keep = int(target.id or 0), window, keep
     program.schedule, program.starts_at, program.last_evaluated_at = schedule.text, starts, None
     program.set_by, program.updated_at = actor, now
