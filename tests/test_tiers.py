@@ -292,3 +292,103 @@ def test_defining_the_tiers_from_several_processes_at_once(program: Cli) -> None
              if r["reference_type"].startswith("Tiers")]
     assert len(notes) == 4 and f'"points": {final}}}]' in notes[0]
     assert notes[-1].startswith("tiers set: account: none -> Tier;")
+
+
+def test_reversals_count_when_what_they_reverse_was_earned(cli: Cli) -> None:
+    ok(cli, T0, "accounts", "create", "Tier", "--qualifying", "--no-negative")
+    ok(cli, T0, "sources", "create", "Shop", "--link", "Tier")
+    ok(cli, T0, "accounts", "expiration", "Tier", "--rolling", "--older-than", "2d")
+    ok(cli, T0, "tiers", "set", "--account", "Tier", "--level", "Silver=100", "--window", "30d")
+    first = ok(cli, "2026-03-01T10:00:00Z", "issue", "ann", "150", "--source", "Shop")["entry"]
+    bob = ok(cli, "2026-03-01T10:00:00Z", "issue", "bob", "150", "--source", "Shop")["entry"]
+    # ann's issue returned whole on March 5: it counts on March 1, when it was earned, so it
+    # leaves the window together with the issue instead of lowering April's count
+    ok(cli, "2026-03-05T10:00:00Z", "reverse", "--entry", str(first))
+    # bob's points expired (that takes no level away); their return is written off, and
+    # still takes the qualifying points back
+    returned = ok(cli, "2026-03-10T12:00:00Z", "reverse", "--entry", str(bob))
+    assert returned["reversals"][0]["written_off"] == 150
+    assert ok(cli, "2026-03-10T12:00:00Z", "tier", "bob")["qualifying_points"] == 0
+    ok(cli, "2026-03-20T10:00:00Z", "issue", "ann", "100", "--source", "Shop")
+    expire(cli, "2026-04-02T00:00:00Z")
+    assert ok(cli, "2026-04-02T00:00:00Z", "tier", "ann")["level"] == "Silver"
+    assert tier_moves(cli, "ann") == [("ann", "2026-03-02T00:00:00Z", "Tier up", "Silver"),
+                                      ("ann", "2026-03-06T00:00:00Z", "Tier down", "none"),
+                                      ("ann", "2026-03-21T00:00:00Z", "Tier up", "Silver")]
+    assert tier_moves(cli, "bob") == [("bob", "2026-03-02T00:00:00Z", "Tier up", "Silver"),
+                                      ("bob", "2026-03-11T00:00:00Z", "Tier down", "none")]
+
+
+def test_calendar_year_with_a_weekly_schedule_assesses_the_year_s_last_days(
+        program: Cli) -> None:
+    cli = program
+    ok(cli, T0, "tiers", "set", "--account", "Tier", "--level", "Silver=100",
+       "--window", "calendar-year", "--every", "weekly on monday")
+    # Tuesday, December 29: after the year's last Monday evaluation (December 28)
+    ok(cli, "2026-12-29T12:00:00Z", "issue", "ann", "150", "--source", "Shop", "--account",
+       "Tier")
+    # the first evaluation of 2027 (Monday, January 4) assesses 2026 as well
+    forecast = ok(cli, "2027-01-02T00:00:00Z", "tier", "ann")
+    assert (forecast["qualifying_points"], forecast["window"], forecast["level_now"]) == (
+        150, "calendar year 2026", "Silver")
+    expire(cli, "2027-01-12T00:00:00Z")
+    assert tier_moves(cli, "ann") == [
+        ("ann", "2027-01-04T00:00:00Z", "Tier up", "Silver"),
+        ("ann", "2027-01-11T00:00:00Z", "Tier down", "none")]  # no keep: 2027 alone counts
+
+
+def test_levels_renamed_removed_and_cleared(program: Cli) -> None:
+    cli = program
+    assert refused(cli, T0, "tiers", "set", "--account", "Tier", "--level", "None=5",
+                   code=2) == ("Error: a tier level cannot be named 'none': it stands for no "
+                               "level in the tier entries and reports")
+    ok(cli, T0, "tiers", "set", "--account", "Tier", "--level", "Élite=100",
+       "--level", "Gold=300", "--keep", "12mo")
+    for user, points in (("ann", 150), ("bob", 400)):
+        ok(cli, "2026-03-01T10:00:00Z", "issue", user, str(points), "--source", "Shop",
+           "--account", "Tier")
+    expire(cli, "2026-03-02T00:00:00Z")
+    # a level renamed only in case stays the members' level (also beyond ASCII)
+    ok(cli, "2026-03-02T06:00:00Z", "tiers", "set", "--account", "Tier",
+       "--level", "élite=100", "--level", "Gold=300", "--keep", "12mo")
+    assert ok(cli, "2026-03-02T06:00:00Z", "tier", "ann")["level"] == "élite"
+    # Gold replaced by Platinum: bob's level is no longer defined; the next evaluation gives
+    # him the level his points reach, a change (neither up nor down)
+    ok(cli, "2026-03-02T12:00:00Z", "tiers", "set", "--account", "Tier",
+       "--level", "élite=100", "--level", "Platinum=1000", "--keep", "12mo")
+    assert expire(cli, "2026-03-03T00:00:00Z") == (
+        "Performed 1 tier evaluation: 0 members moved up, 0 down, 1 out of a level no longer "
+        "defined, 2 hold a level")
+    assert tier_moves(cli, "bob")[-1] == ("bob", "2026-03-03T00:00:00Z", "Tier change",
+                                          "élite")
+    rows = ok(cli, "2026-03-03T00:00:00Z", "report", "tiers")["rows"]
+    assert [(r["level"], r["members"], r["moved_up"], r["changed"]) for r in rows] == [
+        ("élite", 2, 1, 1), ("Platinum", 0, 0, 0), ("none", None, 0, 0)]
+    # removing the tiers takes every level, each an entry
+    assert ok(cli, "2026-03-04T00:00:00Z", "tiers", "clear", "--yes")["members_cleared"] == 2
+    assert [m[2:] for m in tier_moves(cli) if m[1] == "2026-03-04T00:00:00Z"] == [
+        ("Tier change", "none"), ("Tier change", "none")]
+    assert ok(cli, "2026-03-04T00:00:00Z", "customer", "ann")["tier"] is None
+
+
+def test_a_program_file_moves_the_tiers_to_another_account(program: Cli,
+                                                           tmp_path: Path) -> None:
+    cli = program
+    ok(cli, T0, "accounts", "create", "Tier2", "--qualifying")
+    ok(cli, T0, "tiers", "set", "--account", "Tier", "--level", "Silver=100")
+    exported = cli.ok("config", "export", env=at(T0)).stdout
+    unqualified = exported.replace(
+        'name = "Tier"\ndefault = false\nallow_negative = true\nqualifying = true',
+        'name = "Tier"\ndefault = false\nallow_negative = true\nqualifying = false')
+    assert unqualified != exported
+    # the old account may stop qualifying when the same file moves the tiers away
+    ok(cli, T0, "config", "apply", cli_file(tmp_path, unqualified.replace(
+        'account = "Tier"\n', 'account = "Tier2"\n')))
+    assert ok(cli, T0, "tiers", "show")["account"] == "Tier2"
+    # but not while the tiers still count it
+    kept = cli.ok("config", "export", env=at(T0)).stdout.replace(
+        'name = "Tier2"\ndefault = false\nallow_negative = true\nqualifying = true',
+        'name = "Tier2"\ndefault = false\nallow_negative = true\nqualifying = false')
+    assert refused(cli, T0, "config", "apply", cli_file(tmp_path, kept)) == (
+        "Error: tiers.account: account 'Tier2' is not tier qualifying; tiers count the points "
+        "of a qualifying account (pointctl accounts create NAME --qualifying)")

@@ -107,7 +107,9 @@ def run(
         skipped = len(tiers) - len(done)
         confirm(f"{verb} {len(done)} tier evaluation{'s' if len(done) != 1 else ''}: "
                 f"{sum(o.up for o in done)} members moved up, {sum(o.down for o in done)} "
-                f"down" + (f", {done[-1].members} hold a level" if done else "")
+                f"down" + (f", {sum(o.changed for o in done)} out of a level no longer "
+                           "defined" if any(o.changed for o in done) else "")
+                + (f", {done[-1].members} hold a level" if done else "")
                 + (f"; {skipped} done by another run" if skipped else "")
                 + (" (dry run, nothing changed)" if dry_run else ""))
     if holds:  # holds past their time (the rest): released, each once

@@ -410,7 +410,8 @@ def partner(
 
 
 TIER_COLUMNS = [("level", "level"), ("members", "members now"),
-                ("moved_up", "moved up into it"), ("moved_down", "moved down into it")]
+                ("moved_up", "moved up into it"), ("moved_down", "moved down into it"),
+                ("changed", "into it from a level removed")]
 
 
 @app.command()
@@ -420,7 +421,8 @@ def tiers(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Members per tier level now, and how many moved up and down into each level in the
-    period (default: all time); 'none' counts those who lost their level."""
+    period (default: all time; and into it out of a level since removed); 'none' counts
+    those who lost their level."""
     from pointctl.services import tiers as tier_service
 
     chosen = period(last, this_month, last_month, start, end)

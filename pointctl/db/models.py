@@ -33,6 +33,7 @@ SOURCE_STATUSES = ("active", "paused", "archived")
 # a literal, not a bound parameter, so that both planners match the partial indexes
 ISSUES_ONLY = text("type = 'issue'")
 CHANGES_ONLY = text("type = 'change'")
+TIERS_ONLY = text("type = 'tier'")
 
 
 class Table(SQLModel):
@@ -213,6 +214,9 @@ class Entry(Table, table=True):
         # the change history: an object's latest recorded state, the program at a moment
         Index("ix_entry_change", "id", sqlite_where=CHANGES_ONLY,
               postgresql_where=CHANGES_ONLY),
+        # the tier moves of a period (report tiers)
+        Index("ix_entry_tier", "occurred_at", sqlite_where=TIERS_ONLY,
+              postgresql_where=TIERS_ONLY),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
@@ -448,5 +452,6 @@ class TierRun(Table, table=True):
     members: int = Field(sa_type=BigInteger, nullable=False)
     up: int = Field(sa_type=BigInteger, nullable=False)
     down: int = Field(sa_type=BigInteger, nullable=False)
+    changed: int = Field(sa_type=BigInteger, nullable=False)  # out of a level no longer defined
     actor: str = Field(sa_type=String(200), nullable=False)
     performed_at: datetime = Field(sa_type=UtcTime, nullable=False)

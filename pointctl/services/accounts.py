@@ -310,8 +310,10 @@ def edit_account(
     transfer_max: int | None = UNSET,
     transfer_yearly_max: int | None = UNSET,
     actor: str,
+    check_tiers: bool = True,
 ) -> dict[str, Any]:
-    """Change the given fields of an active account; UNSET leaves a field, None clears it."""
+    """Change the given fields of an active account; UNSET leaves a field, None clears it.
+    ``check_tiers=False``: a program file moves the tiers too (checked once it is applied)."""
     weights = _weights(qualifying_weight, non_qualifying_weight)
     account = account_by_name(session, name, lock=True)
     if account.status != "active":
@@ -334,7 +336,7 @@ def edit_account(
         if max_balance is not None:
             check_points(max_balance, what="--max-balance")
         account.max_balance = max_balance
-    if qualifying is False and account.qualifying:
+    if qualifying is False and account.qualifying and check_tiers:
         from pointctl.services.tiers import qualifying_account_id
 
         if qualifying_account_id(session) == account.id:

@@ -510,6 +510,7 @@ def apply(session: Session, *, text: str, prune: bool = False, dry_run: bool = F
                            "shows the whole plan)")
     with change_set(session, actor=actor, action="config apply"):
         _carry_out(session, wanted, steps, actor=actor)
+        _at("tiers.account", lambda: tiers.check_account(session))
     return {"steps": [{"kind": s.kind, "name": s.name, "action": s.action,
                        "changes": [{"field": f, "old": o, "new": n} for f, o, n in s.changes],
                        "text": s.text()} for s in steps],
@@ -607,7 +608,8 @@ def _update_account(session: Session, item: dict[str, Any], step: Step, *, actor
     if item["name"] != step.name:
         edits["new_name"] = item["name"]
     if edits:
-        account_service.edit_account(session, name=step.name, actor=actor, **edits)
+        account_service.edit_account(session, name=step.name, actor=actor, check_tiers=False,
+                                     **edits)
 
 
 def _put_policy(session: Session, item: dict[str, Any], *, actor: str) -> None:

@@ -81,6 +81,9 @@ def check_levels(levels: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
                 or not 1 <= threshold <= MAX_POINTS:
             raise InvalidInputError(f"tier level {name!r}: the threshold must be a whole "
                                     f"number of points from 1 to {MAX_POINTS}, not {threshold}")
+        if name_key(name) == "none":
+            raise InvalidInputError("a tier level cannot be named 'none': it stands for no "
+                                    "level in the tier entries and reports")
         if any(name_key(name) == name_key(other) for other, _ in cleaned):
             raise InvalidInputError(f"tier level {name!r} is named twice")
         same = [other for other, points in cleaned if points == threshold]
@@ -111,13 +114,23 @@ def check_keep(value: str | None) -> str | None:
     return None if value is None else str(parse_duration(value, what="--keep duration"))
 
 
-def window_start(window: str, at: datetime, zone: ZoneInfo) -> datetime:
-    """The (exclusive) start of the window ending at ``at``: qualifying points count when
-    they occurred after it and at or before ``at``."""
+def windows(window: str, at: datetime, previous: datetime, zone: ZoneInfo
+            ) -> list[tuple[datetime, datetime]]:
+    """The windows ``(start, end]`` an evaluation at ``at`` counts (``previous``: the
+    evaluation before it); a member's qualifying points are the largest sum over them.
+
+    Rolling: one, ``at`` less the duration up to ``at``. Calendar year: the year so far (from
+    local January 1, 00:00 of ``at``'s year); and the first evaluation after a new year began
+    also counts the whole year that ended, so that the points of its last days (after the
+    year's last evaluation) are assessed too, whatever the schedule."""
     if window == CALENDAR_YEAR:
-        year = clock.to_local(at - timedelta(microseconds=1), zone).year
-        return local_midnight(date(year, 1, 1), zone)
-    return before(at, parse_duration(window), zone)
+        year = clock.to_local(at, zone).year
+        start = local_midnight(date(year, 1, 1), zone)
+        found = [(start, at)]
+        if previous < start:
+            found.append((local_midnight(date(year - 1, 1, 1), zone), start))
+        return found
+    return [(before(at, parse_duration(window), zone), at)]
 
 
 def kept_until(keep: str | None, at: datetime, zone: ZoneInfo) -> datetime:
@@ -150,7 +163,7 @@ def _set_next_due(program: TierProgram, zone: ZoneInfo) -> None:
 
 def refresh_next_due(session: Session) -> None:
     """The next evaluation again (the program time zone changed)."""
-    program = _program(session)
+    program = _program(session, lock=True)
     if program is not None:
         _set_next_due(program, program_zone(session))
         session.add(program)
@@ -167,14 +180,10 @@ def set_tiers(session: Session, *, account: str, levels: Sequence[tuple[str, int
     window = check_window(window)
     keep = check_keep(keep)
     schedule = parse_schedule(every or "daily")
-    target = account_by_name(session, account)
-    if not target.qualifying:
-        raise RefusedError(f"account {target.name!r} is not tier qualifying; tiers count the "
-                           "points of a qualifying account (pointctl accounts create NAME "
-                           "--qualifying)")
-    if target.status != "active":
-        raise RefusedError(f"account {target.name!r} is inactive; tiers count the points of "
-                           "an active qualifying account")
+    # the account row first (FOR NO KEY UPDATE, as an edit of it takes it): it stays
+    # qualifying until this commits
+    target = account_by_name(session, account, lock=True)
+    require_qualifying(target)
     now = clock.now()
     current = _program(session, lock=True)
     created = False
@@ -187,12 +196,12 @@ def set_tiers(session: Session, *, account: str, levels: Sequence[tuple[str, int
             schedule=schedule.text, now=sql.time(now), actor=actor).first() is not None
         current = _program(session, lock=True)
     if current is not None and not created:
-        perform_due(session, until=now, actor=actor)
         same = (current.account_id, current.window, current.keep, current.schedule) == (
             target.id, window, keep, schedule.text) and [
             (level.name, level.threshold) for level in _levels(session)] == ordered
         if same:
             return {**describe(session), "changed": False}
+        perform_due(session, until=now, actor=actor)
     last_run = session.execute(select(TierRun.evaluated_at).order_by(
         col(TierRun.evaluated_at).desc()).limit(1)).scalar()
     starts = max([now] + ([RawSql.moment(last_run)] if last_run is not None else []))
@@ -210,20 +219,46 @@ def set_tiers(session: Session, *, account: str, levels: Sequence[tuple[str, int
                               threshold=threshold))
     session.flush()
     # a level renamed only in case stays the members' level
-    for name, _ in ordered:
-        session.execute(text("UPDATE member_tier SET level = :name WHERE level <> :name "
-                             "AND LOWER(level) = LOWER(:name)"), {"name": name})
+    named = {name_key(name): name for name, _ in ordered}
+    for (held,) in session.execute(text("SELECT DISTINCT level FROM member_tier")).all():
+        if named.get(name_key(held), held) != held:
+            session.execute(text("UPDATE member_tier SET level = :name WHERE level = :held"),
+                            {"name": named[name_key(held)], "held": held})
     _record(session, actor=actor)
     return {**describe(session), "changed": True}
 
 
+def require_qualifying(account: Account) -> None:
+    """The tiers count the points of a tier qualifying account."""
+    if not account.qualifying:
+        raise RefusedError(f"account {account.name!r} is not tier qualifying; tiers count the "
+                           "points of a qualifying account (pointctl accounts create NAME "
+                           "--qualifying)")
+
+
+def check_account(session: Session) -> None:
+    """After a program file is applied: the tiers' account is still tier qualifying."""
+    program = _program(session)
+    account = session.get(Account, program.account_id) if program else None
+    if account is not None:
+        require_qualifying(account)
+
+
 def clear_tiers(session: Session, *, actor: str) -> dict[str, Any]:
-    """Remove the tiers and every member's level (the ``tier`` entries stay in the audit
-    log). Evaluations still owed are performed first."""
+    """Remove the tiers and every member's level: each member's loss of it is a ``Tier
+    change`` entry (to ``none``). Evaluations still owed are performed first."""
     current = _program(session, lock=True)
     if current is None:
         return {"tiers": "none", "changed": False}
-    perform_due(session, until=clock.now(), actor=actor)
+    now = clock.now()
+    perform_due(session, until=now, actor=actor)
+    sql = RawSql(session)
+    new_id = sql.new_ids("entry", "ROW_NUMBER() OVER (ORDER BY user_id)")
+    sql.run("INSERT INTO entry (id, type, user_id, account_id, points, reference_id, "
+            "reference_type, note, written_off, actor, occurred_at, recorded_at) "
+            f"SELECT {new_id}, '{ENTRY_TYPE}', user_id, :q, 0, 'none', '{MOVES['change']}', "
+            "level || ' -> none (the tiers were removed)', 0, :actor, :now, :now "
+            "FROM member_tier", q=current.account_id, actor=actor, now=sql.time(now))
     members = session.execute(text("SELECT COUNT(*) FROM member_tier")).scalar_one()
     session.execute(delete(MemberTier))
     session.execute(delete(TierLevel))
@@ -269,6 +304,21 @@ def qualifying_account_id(session: Session) -> int | None:
 
 # --- evaluations ----------------------------------------------------------------------------
 
+def _earning_sql(user: bool = False) -> str:
+    """Each qualifying credit of the tiers' account (``:q``) known at ``:at`` and counted
+    after ``:low``: the time it counts at (a reversal at the time of the entry it reverses:
+    those points were never earned then) and the points it counts (a reversal's written-off
+    part included: it was taken back too). ``user``: of ``:user`` alone."""
+    earning = ", ".join(f"'{kind}'" for kind in EARNING_TYPES)
+    return ("SELECT e.user_id, COALESCE(o.occurred_at, e.occurred_at) AS counted_at, "
+            "e.occurred_at, e.points - e.written_off AS points FROM entry e "
+            "LEFT JOIN entry o ON e.type = 'reversal' AND o.id = e.related_entry_id "
+            f"WHERE e.account_id = :q AND e.type IN ({earning}) AND e.user_id IS NOT NULL "
+            "AND e.occurred_at > :low AND e.occurred_at <= :at"
+            + (" AND e.user_id = :user" if user else ""))
+
+
+
 def due_times(session: Session, *, until: datetime) -> list[datetime]:
     """The tier evaluations due at or before ``until``, oldest first."""
     from pointctl.services.expiry import evaluation_times
@@ -288,6 +338,7 @@ class TierOutcome:
     members: int = 0  # members with a level after it
     up: int = 0
     down: int = 0
+    changed: int = 0  # moved because their level is no longer defined
 
 
 def perform_due(session: Session, *, until: datetime, actor: str, lock: bool = True
@@ -298,16 +349,20 @@ def perform_due(session: Session, *, until: datetime, actor: str, lock: bool = T
 
 
 # The move rule, as one SQL expression over a member's current position (``old_pos``: NULL
-# without a level, or when their level is no longer defined), the position their points reach
+# without a level, or when their level is no longer defined: then they take the level their
+# points reach, at once, a "change" of level), the position their points reach
 # (``reached``: NULL below the lowest threshold) and their keep: higher at once, the same
 # again, lower only once the keep has passed. ``decide`` is the same rule for one member.
 _TARGET = ("CASE WHEN old_level IS NULL OR old_pos IS NULL THEN reached "
            "WHEN reached >= old_pos THEN reached "
            "WHEN kept_until <= :at THEN reached ELSE old_pos END")
 _MOVE = ("CASE WHEN target IS NULL AND old_level IS NULL THEN NULL "
-         "WHEN old_level IS NULL THEN 'up' WHEN target IS NULL THEN 'down' "
-         "WHEN old_pos IS NULL THEN 'up' WHEN target > old_pos THEN 'up' "
+         "WHEN old_level IS NULL THEN 'up' WHEN old_pos IS NULL THEN 'change' "
+         "WHEN target IS NULL THEN 'down' WHEN target > old_pos THEN 'up' "
          "WHEN target < old_pos THEN 'down' WHEN reached = old_pos THEN 'again' END")
+# the reference type of each move's entry: a member whose level is no longer defined moves
+# neither up nor down
+MOVES = {"up": "Tier up", "down": "Tier down", "change": "Tier change"}
 
 
 def decide(old_pos: int | None, reached: int | None, kept: datetime | None, at: datetime
@@ -331,16 +386,21 @@ def perform(session: Session, *, at: datetime, actor: str, lock: bool = True) ->
         return TierOutcome(at, performed=False)
     zone, now = program_zone(session), clock.now()
     sql = RawSql(session)
+    spans = windows(program.window, at, program.last_evaluated_at or program.starts_at, zone)
     params = {"q": program.account_id, "at": sql.time(at), "now": sql.time(now),
-              "start": sql.time(window_start(program.window, at, zone)),
+              "low": sql.time(min(start for start, _ in spans)),
               "kept": sql.time(kept_until(program.keep, at, zone)), "actor": actor}
+    sums = []
+    for n, (start, end) in enumerate(spans):
+        params[f"s{n}"], params[f"e{n}"] = sql.time(start), sql.time(end)
+        sums.append(f"SUM(CASE WHEN counted_at > :s{n} AND counted_at <= :e{n} THEN points "
+                    f"ELSE 0 END) AS w{n}")
+    earned = "w0" if len(spans) == 1 else "CASE WHEN w0 >= w1 THEN w0 ELSE w1 END"
     tables = ("pointctl_tier_earned", "pointctl_tier", "pointctl_tier_move")
     sql.drop(*tables)
-    earning = ", ".join(f"'{kind}'" for kind in EARNING_TYPES)
-    sql.run("CREATE TEMP TABLE pointctl_tier_earned AS SELECT user_id, SUM(points) AS earned "
-            f"FROM entry WHERE account_id = :q AND type IN ({earning}) "
-            "AND user_id IS NOT NULL AND occurred_at > :start AND occurred_at <= :at "
-            "GROUP BY user_id", **params)
+    sql.run(f"CREATE TEMP TABLE pointctl_tier_earned AS SELECT user_id, {earned} AS earned "
+            f"FROM (SELECT user_id, {', '.join(sums)} FROM ({_earning_sql()}) c "
+            "WHERE counted_at > :low GROUP BY user_id) w", **params)
     members = ("SELECT u.user_id, m.level AS old_level, o.position AS old_pos, m.kept_until, "
                "COALESCE(e.earned, 0) AS earned, (SELECT MAX(l.position) FROM tier_level l "
                "WHERE l.threshold <= COALESCE(e.earned, 0)) AS reached "
@@ -354,11 +414,13 @@ def perform(session: Session, *, at: datetime, actor: str, lock: bool = True) ->
     new_id = sql.new_ids("entry", "ROW_NUMBER() OVER (ORDER BY t.user_id)")
     sql.run(f"CREATE TEMP TABLE pointctl_tier_move AS SELECT t.*, l.name AS new_level, "
             f"{new_id} AS entry_id FROM pointctl_tier t "
-            "LEFT JOIN tier_level l ON l.position = t.target WHERE t.move IN ('up', 'down')")
+            "LEFT JOIN tier_level l ON l.position = t.target "
+            "WHERE t.move IN ('up', 'down', 'change')")
     sql.run("INSERT INTO entry (id, type, user_id, account_id, points, reference_id, "
             "reference_type, note, written_off, actor, occurred_at, recorded_at) "
             f"SELECT entry_id, '{ENTRY_TYPE}', user_id, :q, 0, COALESCE(new_level, 'none'), "
-            "CASE move WHEN 'up' THEN 'Tier up' ELSE 'Tier down' END, "
+            "CASE move " + " ".join(f"WHEN '{move}' THEN '{kind}'" for move, kind in MOVES.items())
+            + " END, "
             "COALESCE(old_level, 'none') || ' -> ' || COALESCE(new_level, 'none') || ' (' || "
             "CAST(earned AS VARCHAR(40)) || ' qualifying points in the window)', 0, :actor, "
             ":at, :now FROM pointctl_tier_move ORDER BY entry_id", **params)
@@ -372,29 +434,45 @@ def perform(session: Session, *, at: datetime, actor: str, lock: bool = True) ->
             "WHERE old_level IS NULL AND new_level IS NOT NULL", **params)
     sql.run("UPDATE member_tier SET kept_until = :kept WHERE kept_until < :kept AND user_id IN "
             "(SELECT user_id FROM pointctl_tier WHERE move = 'again')", **params)
-    up, down = (int(n or 0) for n in sql.run(
+    up, down, changed = (int(n or 0) for n in sql.run(
         "SELECT SUM(CASE WHEN move = 'up' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN move = 'down' THEN 1 ELSE 0 END) FROM pointctl_tier_move").one())
+        "SUM(CASE WHEN move = 'down' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN move = 'change' THEN 1 ELSE 0 END) FROM pointctl_tier_move").one())
     sql.drop(*tables)
     count = int(sql.run("SELECT COUNT(*) FROM member_tier").scalar_one())
-    session.add(TierRun(evaluated_at=at, members=count, up=up, down=down, actor=actor,
-                        performed_at=now))
+    session.add(TierRun(evaluated_at=at, members=count, up=up, down=down, changed=changed,
+                        actor=actor, performed_at=now))
     program.last_evaluated_at = at
     _set_next_due(program, zone)
     session.add(program)
     session.flush()
-    return TierOutcome(at, performed=True, members=count, up=up, down=down)
+    return TierOutcome(at, performed=True, members=count, up=up, down=down, changed=changed)
 
 
 # --- one member -----------------------------------------------------------------------------
 
 FORECAST_YEARS = 100  # how far ahead a lapse is looked for
+FORECAST_EVALUATIONS = 20_000  # and over how many evaluations at most
+
+
+@dataclass(frozen=True)
+class _Credit:
+    counted_at: datetime  # when it counts (a reversal: when what it reverses occurred)
+    occurred_at: datetime  # when it became known
+    points: int
+
+
+def _earned_at(credits: Sequence[_Credit], spans: Sequence[tuple[datetime, datetime]],
+               at: datetime) -> int:
+    """``perform``'s qualifying points of one member at ``at``, over their credits."""
+    return max(sum(c.points for c in credits if start < c.counted_at <= end
+                   and c.occurred_at <= at) for start, end in spans)
 
 
 def member(session: Session, *, user: str) -> dict[str, Any]:
-    """A member's level (as the latest evaluation left it), the qualifying points in the window
-    ending now, what the next level needs, and when the level would lapse if no more points
-    were earned: the first evaluation that would move them down."""
+    """A member's level (as the latest evaluation left it), the qualifying points as an
+    evaluation now would count them, what the next level needs, and when the level would
+    lapse if no more points were earned: the first evaluation that would move them down."""
     program = _program(session)
     if program is None:
         raise RefusedError(NOT_SET)
@@ -406,16 +484,17 @@ def member(session: Session, *, user: str) -> dict[str, Any]:
     if not known:
         raise NotFoundError(f"no balances for user {user!r}")
     levels = _levels(session)
-    start = window_start(program.window, now, zone)
-    # every qualifying entry a future evaluation can still count (the next one may be late)
     after = program.last_evaluated_at or program.starts_at
-    earliest = min(start, window_start(program.window, after, zone))
-    earning = ", ".join(f"'{kind}'" for kind in EARNING_TYPES)
-    entries = [(sql.moment(moment), int(points)) for moment, points in sql.run(
-        f"SELECT occurred_at, points FROM entry WHERE account_id = :q AND user_id = :u "
-        f"AND type IN ({earning}) AND occurred_at > :start ORDER BY occurred_at, id",
-        q=program.account_id, u=user, start=sql.time(earliest))]
-    earned = _earned(entries, start, now)
+    spans = windows(program.window, now, after, zone)
+    # every credit an evaluation still to come can count (the next one may be overdue)
+    low = min(start for start, _ in windows(program.window, after, datetime.min, zone))
+    credits = [_Credit(sql.moment(counted), sql.moment(occurred), int(points))
+               for _, counted, occurred, points in sql.run(
+                   f"SELECT * FROM ({_earning_sql(user=True)}) c WHERE counted_at > :low "
+                   "ORDER BY counted_at", q=program.account_id, user=user,
+                   low=sql.time(low), at=sql.time(now))]
+    sums = [_earned_at(credits, [span], now) for span in spans]
+    earned = max(sums)
     position = next((level.position for level in levels if row and level.name == row.level),
                     None)
     above = [level for level in levels if position is None or level.position > position]
@@ -427,7 +506,7 @@ def member(session: Session, *, user: str) -> dict[str, Any]:
         "reached_at": clock.format_time(row.reached_at) if row else None,
         "kept_until": clock.format_time(row.kept_until) if row else None,
         "qualifying_points": earned,
-        "window": _window_words(program.window, start, zone),
+        "window": _window_words(program.window, spans[sums.index(earned)], zone),
         "next_level": above[0].name if above else None,
         "points_to_next": max(0, above[0].threshold - earned) if above else None,
         "level_now": reached[-1].name if reached else None,
@@ -435,46 +514,42 @@ def member(session: Session, *, user: str) -> dict[str, Any]:
         "lapses_at": None,
     }
     if row is not None:
-        lapse = _lapse(program, levels, position, row.kept_until, entries, zone, now)
+        lapse = _lapse(program, levels, position, row.kept_until, credits, zone, now)
         found["lapses_at"] = clock.format_time(lapse)
     return found
 
 
-def _window_words(window: str, start: datetime, zone: ZoneInfo) -> str:
+def _window_words(window: str, span: tuple[datetime, datetime], zone: ZoneInfo) -> str:
     if window == CALENDAR_YEAR:
-        return f"calendar year {clock.to_local(start + timedelta(microseconds=1), zone).year}"
+        return f"calendar year {clock.to_local(span[1] - timedelta(microseconds=1), zone).year}"
     return f"the last {window}"
 
 
-def _earned(entries: Sequence[tuple[datetime, int]], start: datetime, at: datetime) -> int:
-    return sum(points for moment, points in entries if start < moment <= at)
-
-
 def _lapse(program: TierProgram, levels: Sequence[TierLevel], position: int | None,
-           kept: datetime, entries: Sequence[tuple[datetime, int]], zone: ZoneInfo,
+           kept: datetime, credits: Sequence[_Credit], zone: ZoneInfo,
            now: datetime) -> datetime | None:
-    """The first evaluation still to come that would move the member below ``position`` if
-    they earned nothing more (``decide`` at each one, in order); None within a century."""
-    times = [moment for moment, _ in entries]
-    totals = [0]
-    for _, points in entries:
-        totals.append(totals[-1] + points)
+    """The first evaluation still to come that would move the member below ``position`` (or
+    out of a level no longer defined) if they earned nothing more: ``decide`` at each one, in
+    order, as ``perform`` would; None within a century (or the forecast's evaluations)."""
     thresholds = [level.threshold for level in levels]
     schedule = parse_schedule(program.schedule)
     horizon = now + timedelta(days=366 * FORECAST_YEARS)
-    current = position
-    for moment in schedule.times(program.last_evaluated_at or program.starts_at, horizon, zone,
-                                 program.starts_at):
-        begin = window_start(program.window, moment, zone)
-        earned = totals[bisect.bisect_right(times, moment)] - \
-            totals[bisect.bisect_right(times, begin)]
-        reached = bisect.bisect_right(thresholds, earned) or None
+    last = max((c.counted_at for c in credits), default=None)
+    current, previous = position, program.last_evaluated_at or program.starts_at
+    for count, moment in enumerate(schedule.times(previous, horizon, zone, program.starts_at)):
+        if count >= FORECAST_EVALUATIONS:
+            return None
+        spans = windows(program.window, moment, previous, zone)
+        reached = bisect.bisect_right(thresholds, _earned_at(credits, spans, moment)) or None
         moved = decide(current, reached, kept, moment)
         if current is None or moved is None or moved < current:
             return moment  # down, or out of a level no longer defined
-        if moved > current or reached == current:  # reached (again): kept afresh
-            current, kept = moved, max(kept, kept_until(program.keep, moment, zone))
-        if not times or begin >= times[-1]:
+        if moved > current:  # up: kept afresh
+            current, kept = moved, kept_until(program.keep, moment, zone)
+        elif reached == current:  # reached again: the keep extended
+            kept = max(kept, kept_until(program.keep, moment, zone))
+        previous = moment
+        if last is None or min(start for start, _ in spans) >= last:
             # nothing counts any more: the first evaluation once the keep has passed
             return next(schedule.times(max(moment, kept - timedelta(microseconds=1)), horizon,
                                        zone, program.starts_at), None)
@@ -485,7 +560,8 @@ def _lapse(program: TierProgram, levels: Sequence[TierLevel], position: int | No
 
 def report(session: Session, *, period: Period = Period()) -> dict[str, Any]:
     """Per level (lowest first, then 'none'): the members at it now, and how many moved up
-    into it and down into it by the evaluations of ``period`` (local days)."""
+    into it, down into it, and into it out of a level no longer defined (``changed``; into
+    'none' also when the tiers were removed) in ``period`` (local days)."""
     program = _program(session)
     if program is None:
         raise RefusedError(NOT_SET)
@@ -506,8 +582,9 @@ def report(session: Session, *, period: Period = Period()) -> dict[str, Any]:
     for name in [level.name for level in _levels(session)] + ["none"]:
         key = name.casefold()
         rows.append({"level": name, "members": None if name == "none" else members.get(key, 0),
-                     "moved_up": moves.get((key, "Tier up"), 0),
-                     "moved_down": moves.get((key, "Tier down"), 0)})
+                     "moved_up": moves.get((key, MOVES["up"]), 0),
+                     "moved_down": moves.get((key, MOVES["down"]), 0),
+                     "changed": moves.get((key, MOVES["change"]), 0)})
     return {"period": period.describe(), "timezone": zone.key, "rows": rows,
             "members": sum(members.values()),
             "moves_up": sum(row["moved_up"] for row in rows),

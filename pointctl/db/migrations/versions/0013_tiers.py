@@ -4,7 +4,7 @@
 reached level is kept, and the schedule of its evaluations with the last one performed.
 ``tier_level``: the levels, lowest first, each with its threshold. ``member_tier``: each
 member's level as the latest evaluation left it. ``tier_run``: one row per evaluation
-performed (its time is the primary key).
+performed (its time is the primary key). ``ix_entry_tier``: the tier moves by time.
 
 Revision ID: 0013_tiers
 Revises: 0012_holds
@@ -60,13 +60,18 @@ def upgrade() -> None:
         sa.Column("members", sa.BigInteger(), nullable=False),
         sa.Column("up", sa.BigInteger(), nullable=False),
         sa.Column("down", sa.BigInteger(), nullable=False),
+        sa.Column("changed", sa.BigInteger(), nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("performed_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("evaluated_at", name="pk_tier_run"),
     )
+    op.create_index("ix_entry_tier", "entry", ["occurred_at"],
+                    sqlite_where=sa.text("type = 'tier'"),
+                    postgresql_where=sa.text("type = 'tier'"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_entry_tier", table_name="entry")
     op.drop_table("tier_run")
     op.drop_table("member_tier")
     op.drop_table("tier_level")
