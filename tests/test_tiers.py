@@ -69,6 +69,8 @@ def test_setting_tiers_and_bad_definitions(program: Cli) -> None:
     assert refused(cli, T0, *base, "--level", "Gold=5", "--window", "12h", code=2) == (
         "Error: invalid --window '12h': a tier window is days or longer (such as 90d or "
         "12mo), or calendar-year")
+    assert refused(cli, T0, *base, "--level", "Gold=5", "--window", "11y", code=2) == (
+        "Error: invalid --window '11y': a tier window is at most 10 years")
     assert refused(cli, T0, *base, "--level", "Gold=5", "--keep", "forever",
                    code=2).startswith("Error: invalid --keep duration 'forever'")
     assert refused(cli, T0, *base, "--level", "Gold=5", "--every", "sometimes",
@@ -327,14 +329,34 @@ def test_calendar_year_with_a_weekly_schedule_assesses_the_year_s_last_days(
     # Tuesday, December 29: after the year's last Monday evaluation (December 28)
     ok(cli, "2026-12-29T12:00:00Z", "issue", "ann", "150", "--source", "Shop", "--account",
        "Tier")
-    # the first evaluation of 2027 (Monday, January 4) assesses 2026 as well
+    # the first evaluation of 2027 (Monday, January 4) assesses 2026 as well, also when the
+    # tiers were changed since the last evaluation of 2026
+    expire(cli, "2026-12-30T00:00:00Z")
     forecast = ok(cli, "2027-01-02T00:00:00Z", "tier", "ann")
-    assert (forecast["qualifying_points"], forecast["window"], forecast["level_now"]) == (
-        150, "calendar year 2026", "Silver")
+    assert (forecast["qualifying_points"], forecast["window"], forecast["level_now"],
+            forecast["next_level"], forecast["points_to_next"]) == (
+        150, "calendar year 2026", "Silver", None, None)
+    ok(cli, "2027-01-02T00:00:00Z", "tiers", "set", "--account", "Tier", "--level",
+       "Silver=100", "--level", "Gold=1000", "--window", "calendar-year", "--every",
+       "weekly on monday")
+    assert ok(cli, "2027-01-02T00:00:00Z", "tiers", "show")["last_evaluation"] == (
+        "2026-12-28T00:00:00Z")
     expire(cli, "2027-01-12T00:00:00Z")
     assert tier_moves(cli, "ann") == [
         ("ann", "2027-01-04T00:00:00Z", "Tier up", "Silver"),
         ("ann", "2027-01-11T00:00:00Z", "Tier down", "none")]  # no keep: 2027 alone counts
+
+
+def test_calendar_years_between_far_apart_evaluations_all_count(program: Cli) -> None:
+    cli = program
+    ok(cli, "2026-01-15T00:00:00Z", "tiers", "set", "--account", "Tier", "--level",
+       "Silver=100", "--window", "calendar-year", "--every", "every 24 months on 1")
+    expire(cli, "2026-02-02T00:00:00Z")
+    ok(cli, "2026-03-01T00:00:00Z", "issue", "ann", "150", "--source", "Shop", "--account",
+       "Tier")
+    assert ok(cli, "2028-01-31T00:00:00Z", "tier", "ann")["level_now"] == "Silver"
+    expire(cli, "2028-02-01T00:00:00Z")
+    assert tier_moves(cli, "ann") == [("ann", "2028-02-01T00:00:00Z", "Tier up", "Silver")]
 
 
 def test_levels_renamed_removed_and_cleared(program: Cli) -> None:
@@ -356,6 +378,9 @@ def test_levels_renamed_removed_and_cleared(program: Cli) -> None:
     # him the level his points reach, a change (neither up nor down)
     ok(cli, "2026-03-02T12:00:00Z", "tiers", "set", "--account", "Tier",
        "--level", "élite=100", "--level", "Platinum=1000", "--keep", "12mo")
+    bob = ok(cli, "2026-03-02T12:00:00Z", "tier", "bob")
+    assert (bob["level"], bob["level_now"], bob["next_level"], bob["points_to_next"],
+            bob["lapses_at"]) == ("Gold", "élite", "Platinum", 600, "2026-03-03T00:00:00Z")
     assert expire(cli, "2026-03-03T00:00:00Z") == (
         "Performed 1 tier evaluation: 0 members moved up, 0 down, 1 out of a level no longer "
         "defined, 2 hold a level")
@@ -390,5 +415,6 @@ def test_a_program_file_moves_the_tiers_to_another_account(program: Cli,
         'name = "Tier2"\ndefault = false\nallow_negative = true\nqualifying = true',
         'name = "Tier2"\ndefault = false\nallow_negative = true\nqualifying = false')
     assert refused(cli, T0, "config", "apply", cli_file(tmp_path, kept)) == (
-        "Error: tiers.account: account 'Tier2' is not tier qualifying; tiers count the points "
-        "of a qualifying account (pointctl accounts create NAME --qualifying)")
+        "Error: tiers.account: account 'Tier2' counts toward the tiers; it stays tier "
+        "qualifying while they count it (name another qualifying account in [tiers], or leave "
+        "[tiers] out and apply with --prune)")

@@ -413,7 +413,6 @@ class TierProgram(Table, table=True):
     schedule: str = Field(sa_type=String(100), nullable=False)
     starts_at: datetime = Field(sa_type=UtcTime, nullable=False)
     last_evaluated_at: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
-    next_due_at: datetime | None = Field(default=None, sa_type=UtcTime, nullable=True)
     set_by: str = Field(sa_type=String(200), nullable=False)
     updated_at: datetime = Field(sa_type=UtcTime, nullable=False)
 

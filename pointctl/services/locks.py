@@ -29,7 +29,9 @@ The tiers (``pointctl.services.tiers``) stand apart: a tier evaluation and tier
 administration (``tiers set``, ``tiers clear``) lock the one ``tier_program`` row FOR UPDATE and
 take no balance or source row: an evaluation only reads the append-only entries and writes the
 tier tables and its own ``tier`` entries, so it neither waits for nor blocks a ledger writer.
-(Replacing the tiers reads the account it names without locking it.)
+``tiers set`` locks the account it names FOR NO KEY UPDATE first, as an edit of that account
+does (an edit reads the tiers' row without locking it), so the account stays qualifying until
+the tiers over it commit; nothing takes the tiers' row before an account row.
 
 The lots, draws and debts of a user's account are guarded by its balance row: nobody reads a
 lot to change it without holding that row. On SQLite ``BEGIN IMMEDIATE`` makes every writer

@@ -568,15 +568,6 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
                     reactivation.set_reactivation(
                         session, account=item["name"], window=rule["window"] if rule else None,
                         min_points=rule.get("min_points") if rule else None, actor=actor))
-    for step in steps:  # the tiers, once their account is there (and before it is inactive)
-        if step.kind == "tiers" and step.action in ("create", "update"):
-            rule = wanted["tiers"]
-            _at("tiers", lambda rule=rule: tiers.set_tiers(
-                session, account=rule["account"], window=rule["window"], keep=rule.get("keep"),
-                every=rule["every"], levels=[(level["name"], level["points"])
-                                             for level in rule["levels"]], actor=actor))
-        elif step.kind == "tiers" and step.action == "remove":
-            tiers.clear_tiers(session, actor=actor)
     for item in wanted["accounts"]:  # last: sources could not link to inactive accounts
         if item["status"] == "inactive":
             account_service.set_account_status(session, name=item["name"], status="inactive",
@@ -587,6 +578,15 @@ def _carry_out(session: Session, wanted: dict[str, Any], steps: Sequence[Step], 
                                                actor=actor)
         elif step.action == "pause":
             source_service.pause_source(session, name=step.name, actor=actor)
+    for step in steps:  # the tiers last: their row is locked after every account row
+        if step.kind == "tiers" and step.action in ("create", "update"):
+            rule = wanted["tiers"]
+            _at("tiers", lambda rule=rule: tiers.set_tiers(
+                session, account=rule["account"], window=rule["window"], keep=rule.get("keep"),
+                every=rule["every"], levels=[(level["name"], level["points"])
+                                             for level in rule["levels"]], actor=actor))
+        elif step.kind == "tiers" and step.action == "remove":
+            tiers.clear_tiers(session, actor=actor)
 
 
 def _update_account(session: Session, item: dict[str, Any], step: Step, *, actor: str

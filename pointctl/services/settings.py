@@ -49,10 +49,9 @@ def set_value(session: Session, *, key: str, value: str, actor: str) -> dict[str
 
         record_change(session, kind="setting", key=key, actor=actor, action="set")
     if key == "timezone" and old != value:  # schedules are wall-clock times of the zone
-        from pointctl.services import expiry, tiers
+        from pointctl.services.expiry import refresh_next_due
 
-        expiry.refresh_next_due(session)
-        tiers.refresh_next_due(session)
+        refresh_next_due(session)  # the tiers' next evaluation is worked out when shown
     return {"key": key, "value": value, "previous": old, "changed": old != value}
 
 

@@ -107,6 +107,9 @@ def check_window(value: str | None) -> str:
     if window.unit in ("min", "h"):
         raise InvalidInputError(f"invalid --window {value!r}: a tier window is days or longer "
                                 "(such as 90d or 12mo), or calendar-year")
+    if before(datetime(2000, 1, 1), window, ZoneInfo("UTC")) < datetime(1990, 1, 1):
+        raise InvalidInputError(f"invalid --window {value!r}: a tier window is at most 10 "
+                                "years")
     return str(window)
 
 
@@ -117,18 +120,22 @@ def check_keep(value: str | None) -> str | None:
 def windows(window: str, at: datetime, previous: datetime, zone: ZoneInfo
             ) -> list[tuple[datetime, datetime]]:
     """The windows ``(start, end]`` an evaluation at ``at`` counts (``previous``: the
-    evaluation before it); a member's qualifying points are the largest sum over them.
+    evaluation before it, ``previous_evaluation``); a member's qualifying points are the
+    largest sum over them.
 
     Rolling: one, ``at`` less the duration up to ``at``. Calendar year: the year so far (from
-    local January 1, 00:00 of ``at``'s year); and the first evaluation after a new year began
-    also counts the whole year that ended, so that the points of its last days (after the
-    year's last evaluation) are assessed too, whatever the schedule."""
+    local January 1, 00:00 of ``at``'s year), and each year that ended since the previous
+    evaluation, whole: the points of a year's last days (after its last evaluation) are
+    assessed at the first evaluation after it, whatever the schedule."""
     if window == CALENDAR_YEAR:
         year = clock.to_local(at, zone).year
         start = local_midnight(date(year, 1, 1), zone)
         found = [(start, at)]
-        if previous < start:
-            found.append((local_midnight(date(year - 1, 1, 1), zone), start))
+        while previous < start:
+            year -= 1
+            earlier = local_midnight(date(year, 1, 1), zone)
+            found.append((earlier, start))
+            start = earlier
         return found
     return [(before(at, parse_duration(window), zone), at)]
 
@@ -156,18 +163,18 @@ def _levels(session: Session) -> list[TierLevel]:
                                 .execution_options(populate_existing=True)).scalars())
 
 
-def _set_next_due(program: TierProgram, zone: ZoneInfo) -> None:
-    program.next_due_at = parse_schedule(program.schedule).next_after(
+def previous_evaluation(session: Session, program: TierProgram) -> datetime:
+    """The tier evaluation before the next one: the latest performed, also under an earlier
+    definition of the tiers (its windows still count what ended since), else the start."""
+    last = program.last_evaluated_at or session.execute(text(
+        "SELECT MAX(evaluated_at) FROM tier_run")).scalar()
+    return RawSql.moment(last) if last is not None else program.starts_at
+
+
+def next_due(program: TierProgram, zone: ZoneInfo) -> datetime | None:
+    """The next evaluation (None: none within 60 years)."""
+    return parse_schedule(program.schedule).next_after(
         program.last_evaluated_at or program.starts_at, zone, program.starts_at)
-
-
-def refresh_next_due(session: Session) -> None:
-    """The next evaluation again (the program time zone changed)."""
-    program = _program(session, lock=True)
-    if program is not None:
-        _set_next_due(program, program_zone(session))
-        session.add(program)
-        session.flush()
 
 
 def set_tiers(session: Session, *, account: str, levels: Sequence[tuple[str, int]],
@@ -210,7 +217,6 @@ def set_tiers(session: Session, *, account: str, levels: Sequence[tuple[str, int
     program.account_id, program.window, program.keep = int(target.id or 0), window, keep
     program.schedule, program.starts_at, program.last_evaluated_at = schedule.text, starts, None
     program.set_by, program.updated_at = actor, now
-    _set_next_due(program, program_zone(session))
     session.add(program)
     session.execute(delete(TierLevel))
     session.flush()
@@ -240,8 +246,10 @@ def check_account(session: Session) -> None:
     """After a program file is applied: the tiers' account is still tier qualifying."""
     program = _program(session)
     account = session.get(Account, program.account_id) if program else None
-    if account is not None:
-        require_qualifying(account)
+    if account is not None and not account.qualifying:
+        raise RefusedError(f"account {account.name!r} counts toward the tiers; it stays tier "
+                           "qualifying while they count it (name another qualifying account "
+                           "in [tiers], or leave [tiers] out and apply with --prune)")
 
 
 def clear_tiers(session: Session, *, actor: str) -> dict[str, Any]:
@@ -291,8 +299,10 @@ def describe(session: Session) -> dict[str, Any]:
                     "members": int(counts.get(level.name, 0))}
                    for level in _levels(session)],
         "since": clock.format_time(program.starts_at),
-        "last_evaluation": clock.format_time(program.last_evaluated_at),
-        "next_due": clock.format_time(program.next_due_at), "set_by": program.set_by,
+        "last_evaluation": clock.format_time(program.last_evaluated_at or session.execute(
+            select(TierRun.evaluated_at).order_by(col(TierRun.evaluated_at).desc()).limit(1)
+        ).scalar()),
+        "next_due": clock.format_time(next_due(program, zone)), "set_by": program.set_by,
     }
 
 
@@ -321,14 +331,19 @@ def _earning_sql(user: bool = False) -> str:
 
 def due_times(session: Session, *, until: datetime) -> list[datetime]:
     """The tier evaluations due at or before ``until``, oldest first."""
-    from pointctl.services.expiry import evaluation_times
+    from pointctl.services.expiry import MAX_EVALUATIONS, evaluation_times
 
     program = _program(session)
     if program is None:
         return []
-    return evaluation_times(parse_schedule(program.schedule),
-                            program.last_evaluated_at or program.starts_at, until,
-                            program_zone(session), program.starts_at)
+    try:
+        return evaluation_times(parse_schedule(program.schedule),
+                                program.last_evaluated_at or program.starts_at, until,
+                                program_zone(session), program.starts_at)
+    except RefusedError:
+        raise RefusedError(f"more than {MAX_EVALUATIONS:,} tier evaluations are due; perform "
+                           "them in steps with 'pointctl expire run --as-of TIME', an earlier "
+                           "time first") from None
 
 
 @dataclass
@@ -386,7 +401,7 @@ def perform(session: Session, *, at: datetime, actor: str, lock: bool = True) ->
         return TierOutcome(at, performed=False)
     zone, now = program_zone(session), clock.now()
     sql = RawSql(session)
-    spans = windows(program.window, at, program.last_evaluated_at or program.starts_at, zone)
+    spans = windows(program.window, at, previous_evaluation(session, program), zone)
     params = {"q": program.account_id, "at": sql.time(at), "now": sql.time(now),
               "low": sql.time(min(start for start, _ in spans)),
               "kept": sql.time(kept_until(program.keep, at, zone)), "actor": actor}
@@ -395,7 +410,9 @@ def perform(session: Session, *, at: datetime, actor: str, lock: bool = True) ->
         params[f"s{n}"], params[f"e{n}"] = sql.time(start), sql.time(end)
         sums.append(f"SUM(CASE WHEN counted_at > :s{n} AND counted_at <= :e{n} THEN points "
                     f"ELSE 0 END) AS w{n}")
-    earned = "w0" if len(spans) == 1 else "CASE WHEN w0 >= w1 THEN w0 ELSE w1 END"
+    columns = ", ".join(f"w{n}" for n in range(len(spans)))
+    earned = "w0" if len(spans) == 1 else \
+        f"{'GREATEST' if sql.postgres else 'MAX'}({columns})"  # SQLite's MAX of a row
     tables = ("pointctl_tier_earned", "pointctl_tier", "pointctl_tier_move")
     sql.drop(*tables)
     sql.run(f"CREATE TEMP TABLE pointctl_tier_earned AS SELECT user_id, {earned} AS earned "
@@ -445,7 +462,6 @@ def perform(session: Session, *, at: datetime, actor: str, lock: bool = True) ->
     session.add(TierRun(evaluated_at=at, members=count, up=up, down=down, changed=changed,
                         actor=actor, performed_at=now))
     program.last_evaluated_at = at
-    _set_next_due(program, zone)
     session.add(program)
     session.flush()
     return TierOutcome(at, performed=True, members=count, up=up, down=down, changed=changed)
@@ -486,10 +502,10 @@ def member(session: Session, *, user: str) -> dict[str, Any]:
     if not known:
         raise NotFoundError(f"no balances for user {user!r}")
     levels = _levels(session)
-    after = program.last_evaluated_at or program.starts_at
-    spans = windows(program.window, now, after, zone)
+    previous = previous_evaluation(session, program)
+    spans = windows(program.window, now, previous, zone)
     # every credit an evaluation still to come can count (the next one may be overdue)
-    low = min(start for start, _ in windows(program.window, after, datetime.min, zone))
+    low = min(start for start, _ in windows(program.window, previous, previous, zone))
     credits = [_Credit(sql.moment(counted), sql.moment(occurred), int(points))
                for _, counted, occurred, points in sql.run(
                    f"SELECT * FROM ({_earning_sql(user=True)}) c WHERE counted_at > :low "
@@ -499,8 +515,10 @@ def member(session: Session, *, user: str) -> dict[str, Any]:
     earned = max(sums)
     position = next((level.position for level in levels if row and level.name == row.level),
                     None)
-    above = [level for level in levels if position is None or level.position > position]
     reached = [level for level in levels if level.threshold <= earned]
+    # the next level above both the one held and the one the points reach now
+    base = max(position or 0, reached[-1].position if reached else 0)
+    above = [level for level in levels if level.position > base]
     account = session.get(Account, program.account_id)
     found = {
         "user": user, "account": account.name if account else None,
@@ -512,11 +530,12 @@ def member(session: Session, *, user: str) -> dict[str, Any]:
         "next_level": above[0].name if above else None,
         "points_to_next": max(0, above[0].threshold - earned) if above else None,
         "level_now": reached[-1].name if reached else None,
-        "next_evaluation": clock.format_time(program.next_due_at),
+        "next_evaluation": clock.format_time(next_due(program, zone)),
         "lapses_at": None,
     }
     if row is not None:
-        lapse = _lapse(program, levels, position, row.kept_until, credits, zone, now)
+        lapse = _lapse(program, levels, position, row.kept_until, credits, zone, now,
+                       previous)
         found["lapses_at"] = clock.format_time(lapse)
     return found
 
@@ -529,7 +548,7 @@ def _window_words(window: str, span: tuple[datetime, datetime], zone: ZoneInfo) 
 
 def _lapse(program: TierProgram, levels: Sequence[TierLevel], position: int | None,
            kept: datetime, credits: Sequence[_Credit], zone: ZoneInfo,
-           now: datetime) -> datetime | None:
+           now: datetime, previous: datetime) -> datetime | None:
     """The first evaluation still to come that would move the member below ``position`` (or
     out of a level no longer defined) if they earned nothing more: ``decide`` at each one, in
     order, as ``perform`` would; None within a century (or the forecast's evaluations)."""
@@ -537,8 +556,9 @@ def _lapse(program: TierProgram, levels: Sequence[TierLevel], position: int | No
     schedule = parse_schedule(program.schedule)
     horizon = now + timedelta(days=366 * FORECAST_YEARS)
     last = max((c.counted_at for c in credits), default=None)
-    current, previous = position, program.last_evaluated_at or program.starts_at
-    for count, moment in enumerate(schedule.times(previous, horizon, zone, program.starts_at)):
+    current = position
+    for count, moment in enumerate(schedule.times(
+            program.last_evaluated_at or program.starts_at, horizon, zone, program.starts_at)):
         if count >= FORECAST_EVALUATIONS:
             return None
         spans = windows(program.window, moment, previous, zone)

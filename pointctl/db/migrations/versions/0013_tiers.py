@@ -32,7 +32,6 @@ def upgrade() -> None:
         sa.Column("schedule", sa.String(100), nullable=False),
         sa.Column("starts_at", sa.DateTime(), nullable=False),
         sa.Column("last_evaluated_at", sa.DateTime(), nullable=True),
-        sa.Column("next_due_at", sa.DateTime(), nullable=True),
         sa.Column("set_by", sa.String(200), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_tier_program"),
