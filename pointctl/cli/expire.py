@@ -18,8 +18,8 @@ from pointctl.cli.options import AccountsOption, FormatOption
 from pointctl.cli.render import OutputFormat, confirm, emit_rows, progress_reporter
 from pointctl.core.errors import InvalidInputError
 
-app = typer.Typer(help="Expire points on schedule (run from cron), see what is due and what "
-                       "will expire.", no_args_is_help=True)
+app = typer.Typer(help="Expire points and assess tiers on schedule (run from cron), see what "
+                       "is due and what will expire.", no_args_is_help=True)
 
 SUMMARY_COLUMNS = [
     ("account", "account"), ("evaluations", "evaluations"), ("skipped", "done by another run"),
@@ -80,7 +80,8 @@ def run(
         "--dry-run", help="Show what would expire; change nothing.")] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Perform every due evaluation, oldest first, each as of its scheduled time."""
+    """Perform every due evaluation, oldest first, each as of its scheduled time: the
+    expirations, then the tier assessments."""
     from pointctl.services.expire_runner import run_due
 
     until = _until(as_of)
