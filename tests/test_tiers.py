@@ -389,6 +389,23 @@ def test_levels_renamed_removed_and_cleared(program: Cli) -> None:
     rows = ok(cli, "2026-03-03T00:00:00Z", "report", "tiers")["rows"]
     assert [(r["level"], r["members"], r["moved_up"], r["changed"]) for r in rows] == [
         ("élite", 2, 1, 1), ("Platinum", 0, 0, 0), ("none", None, 0, 0)]
+    verify_clean(cli)  # élite held under the entries' Élite: a rename in case only
+    # a level that no entry gave is a broken rule
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from pointctl.db.session import parse_url
+
+    engine = create_engine(parse_url(cli.url), poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE member_tier SET level = 'Platinum' "
+                                "WHERE user_id = 'ann'"))
+    engine.dispose()
+    broken = cli("verify", "--format", "json")
+    assert broken.exit_code == 1
+    assert [(v["rule"], v["subject"], v["detail"]) for v in
+            json.loads(broken.stdout)["violations"]] == [
+        (10, "member ann", "level Platinum but the latest tier entry says Élite")]
     # removing the tiers takes every level, each an entry
     assert ok(cli, "2026-03-04T00:00:00Z", "tiers", "clear", "--yes")["members_cleared"] == 2
     assert [m[2:] for m in tier_moves(cli) if m[1] == "2026-03-04T00:00:00Z"] == [

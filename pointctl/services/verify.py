@@ -1,5 +1,6 @@
 """``pointctl verify``: every ledger rule (non-negative parts, lots that add up, balances that
-match their entries, inventories, the append-only log), checked set-based over the whole database.
+match their entries, inventories, holds, tier levels, the append-only log), checked set-based
+over the whole database.
 
 Violations are collected as data, one row per broken rule and subject.
 """
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from pointctl.core import draws
+from pointctl.core.validation import name_key
 from pointctl.services.reports import CREDIT_TYPES
 
 
@@ -166,6 +168,22 @@ CHECKS: list[tuple[int, str, str]] = [
         GROUP BY e.reference_id"""),
 ]
 
+# (rule, what it says, query returning (subject, level held, latest tier entry's level) rows
+# that may break it): a level renamed only in case keeps its members without an entry, so the
+# names are compared without case, in Python (SQLite's LOWER folds ASCII letters only)
+LATEST_TIER = """(SELECT e.user_id, e.reference_id FROM entry e
+                  JOIN (SELECT user_id, MAX(id) AS id FROM entry WHERE type = 'tier'
+                        GROUP BY user_id) x ON x.id = e.id)"""
+TIER_CHECK = (
+    10, "a member's level is the one their latest tier entry names",
+    """SELECT 'member ' || m.user_id, m.level, t.reference_id
+       FROM member_tier m LEFT JOIN """ + LATEST_TIER + """ t ON t.user_id = m.user_id
+       WHERE t.reference_id IS NULL OR LOWER(t.reference_id) <> LOWER(m.level)
+       UNION ALL
+       SELECT 'member ' || t.user_id, NULL, t.reference_id
+       FROM """ + LATEST_TIER + """ t LEFT JOIN member_tier m ON m.user_id = t.user_id
+       WHERE m.user_id IS NULL AND t.reference_id <> 'none'""")
+
 TRIGGERS = {
     "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'entry'",
     "postgresql": "SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
@@ -181,6 +199,13 @@ def verify(session: Session) -> dict[str, Any]:
         for subject, detail in session.execute(text(query)).all():
             violations.append({"rule": rule, "check": statement, "subject": subject,
                                "detail": detail})
+    rule, statement, query = TIER_CHECK
+    for subject, level, latest in session.execute(text(query)).all():
+        if level is not None and latest is not None and name_key(level) == name_key(latest):
+            continue
+        violations.append({"rule": rule, "check": statement, "subject": subject,
+                           "detail": f"level {level or 'none'} but the latest tier entry says "
+                                     f"{latest or 'nothing'}"})
     dialect = session.get_bind().dialect.name
     if not session.execute(text(TRIGGERS[dialect])).scalar_one():
         violations.append({"rule": 6, "check": "the audit log is append-only",
