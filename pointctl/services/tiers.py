@@ -163,12 +163,16 @@ def _levels(session: Session) -> list[TierLevel]:
                                 .execution_options(populate_existing=True)).scalars())
 
 
+def _last_run(session: Session) -> datetime | None:
+    """The latest tier evaluation performed, under any definition of the tiers."""
+    last = session.execute(text("SELECT MAX(evaluated_at) FROM tier_run")).scalar()
+    return None if last is None else RawSql.moment(last)
+
+
 def previous_evaluation(session: Session, program: TierProgram) -> datetime:
     """The tier evaluation before the next one: the latest performed, also under an earlier
     definition of the tiers (its windows still count what ended since), else the start."""
-    last = program.last_evaluated_at or session.execute(text(
-        "SELECT MAX(evaluated_at) FROM tier_run")).scalar()
-    return RawSql.moment(last) if last is not None else program.starts_at
+    return program.last_evaluated_at or _last_run(session) or program.starts_at
 
 
 def next_due(program: TierProgram, zone: ZoneInfo) -> datetime | None:
@@ -209,9 +213,8 @@ def set_tiers(session: Session, *, account: str, levels: Sequence[tuple[str, int
         if same:
             return {**describe(session), "changed": False}
         perform_due(session, until=now, actor=actor)
-    last_run = session.execute(select(TierRun.evaluated_at).order_by(
-        col(TierRun.evaluated_at).desc()).limit(1)).scalar()
-    starts = max([now] + ([RawSql.moment(last_run)] if last_run is not None else []))
+    last_run = _last_run(session)  # evaluations stay in order across definitions
+    starts = max(now, last_run) if last_run is not None else now
     assert current is not None
     program = current
     program.account_id, program.window, program.keep = int(target.id or 0), window, keep
@@ -299,9 +302,7 @@ def describe(session: Session) -> dict[str, Any]:
                     "members": int(counts.get(level.name, 0))}
                    for level in _levels(session)],
         "since": clock.format_time(program.starts_at),
-        "last_evaluation": clock.format_time(program.last_evaluated_at or session.execute(
-            select(TierRun.evaluated_at).order_by(col(TierRun.evaluated_at).desc()).limit(1)
-        ).scalar()),
+        "last_evaluation": clock.format_time(program.last_evaluated_at or _last_run(session)),
         "next_due": clock.format_time(next_due(program, zone)), "set_by": program.set_by,
     }
 
