@@ -72,15 +72,34 @@ FLOOR = textwrap.dedent('''
 ''')
 
 
-def pointctl(url: str, now: str, *args: str) -> float:
-    """Run pointctl as a whole process; its wall-clock seconds."""
+def run(url: str, now: str, *args: str) -> tuple[float, str]:
+    """Run pointctl as a whole process; its wall-clock seconds and what it said on stderr."""
     env = {**os.environ, "POINTCTL_NOW": now, "POINTCTL_ACTOR": "bench"}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pointctl", "--db", url, *args],
                           capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"pointctl {' '.join(args)} failed: {done.stderr}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, done.stderr
+
+
+def pointctl(url: str, now: str, *args: str) -> float:
+    return run(url, now, *args)[0]
+
+
+def issues_file(count: int, users: int, days: int) -> str:
+    """A batch file of ``count`` issues from source Base for ``users`` users, spread over the
+    first ``days`` days of January 2026; its path (the caller deletes it)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+        for n in range(count):
+            second = n * (days * 86400) // count
+            day, rest = divmod(second, 86400)
+            handle.write(json.dumps({
+                "op": "issue", "user": f"user{n % users:06d}", "points": 1 + n % 50,
+                "source": "Base",
+                "at": f"2026-01-{1 + day:02d}T{rest // 3600:02d}:{rest % 3600 // 60:02d}:"
+                      f"{rest % 60:02d}Z"}) + "\n")
+        return handle.name
 
 
 def timed_rss(url: str, now: str, *args: str) -> tuple[float, int, str]:
@@ -101,16 +120,7 @@ def timed_rss(url: str, now: str, *args: str) -> tuple[float, int, str]:
 
 
 def load(url: str, lots: int, users: int) -> float:
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
-        for n in range(lots):
-            second = n * (28 * 86400) // lots
-            day, rest = divmod(second, 86400)
-            handle.write(json.dumps({
-                "op": "issue", "user": f"user{n % users:06d}", "points": 1 + n % 50,
-                "source": "Base",
-                "at": f"2026-01-{1 + day:02d}T{rest // 3600:02d}:{rest % 3600 // 60:02d}:"
-                      f"{rest % 60:02d}Z"}) + "\n")
-        path = handle.name
+    path = issues_file(lots, users, 28)
     try:
         pointctl(url, "2026-01-01T00:00:00Z", "accounts", "create", "Core", "--default")
         pointctl(url, "2026-01-01T00:00:00Z", "sources", "create", "Base")

@@ -17,17 +17,14 @@ Then the result is checked: one `tier` entry and one level per member.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 from _common import fresh  # bench/ is on the path when run as a script
-from expire_run import make_floor_tables
+from expire_run import issues_file, make_floor_tables, pointctl, run
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -69,32 +66,12 @@ FLOOR = textwrap.dedent('''
 ''')
 
 
-def pointctl(url: str, now: str, *args: str) -> tuple[float, str]:
-    """Run pointctl as a whole process; its wall-clock seconds and stderr."""
-    env = {**os.environ, "POINTCTL_NOW": now, "POINTCTL_ACTOR": "bench"}
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pointctl", "--db", url, *args],
-                          capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise SystemExit(f"pointctl {' '.join(args)} failed: {done.stderr}")
-    return time.perf_counter() - started, done.stderr
-
-
 def load(url: str, issues: int, users: int) -> float:
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
-        for n in range(issues):
-            second = n * (30 * 86400) // issues
-            day, rest = divmod(second, 86400)
-            handle.write(json.dumps({
-                "op": "issue", "user": f"user{n % users:06d}", "points": 1 + n % 50,
-                "source": "Base",
-                "at": f"2026-01-{1 + day:02d}T{rest // 3600:02d}:{rest % 3600 // 60:02d}:"
-                      f"{rest % 60:02d}Z"}) + "\n")
-        path = handle.name
+    path = issues_file(issues, users, 30)
     try:
         pointctl(url, "2026-01-01T00:00:00Z", "accounts", "create", "Tier", "--qualifying")
         pointctl(url, "2026-01-01T00:00:00Z", "sources", "create", "Base", "--link", "Tier")
-        seconds, _ = pointctl(url, "2026-01-31T12:00:00Z", "batch", path)
+        seconds = pointctl(url, "2026-01-31T12:00:00Z", "batch", path)
     finally:
         Path(path).unlink()
     pointctl(url, SET_AT, "tiers", "set", "--account", "Tier", "--level", "Silver=1",
@@ -140,7 +117,7 @@ def main() -> None:
     make_floor_tables(url)
     make_floor_member(url)
     floor_s = floor(url)
-    run_s, said = pointctl(url, RUN_AT, "expire", "run")
+    run_s, said = run(url, RUN_AT, "expire", "run")
     check(url, args.users)
     backend = "PostgreSQL" if "postgres" in url else "SQLite"
     line = next(line for line in said.splitlines() if "tier evaluation" in line)
